@@ -1,0 +1,34 @@
+/**
+ * `state:distro:sys` wire protocol (kinode-semantics §6.2). Reached through the
+ * kernel's get-state/set-state/clear-state; process ids are their string forms.
+ */
+import { Schema } from "effect"
+
+export const StateAction = Schema.Union([
+  Schema.Struct({ GetState: Schema.String }),
+  Schema.Struct({ SetState: Schema.String }),
+  Schema.Struct({ DeleteState: Schema.String }),
+  Schema.Literal("Backup")
+])
+export type StateAction = typeof StateAction.Type
+
+/** `StateError`, externally tagged (every variant is a struct variant). */
+export const StateErrorBody = Schema.Union([
+  Schema.Struct({ RocksDBError: Schema.Struct({ action: Schema.String, error: Schema.String }) }),
+  Schema.Struct({ StartupError: Schema.Struct({ action: Schema.String }) }),
+  Schema.Struct({ BadBytes: Schema.Struct({ action: Schema.String }) }),
+  Schema.Struct({ BadRequest: Schema.Struct({ error: Schema.String }) }),
+  Schema.Struct({ BadJson: Schema.Struct({ error: Schema.String }) }),
+  Schema.Struct({ NotFound: Schema.Struct({ process_id: Schema.String }) }),
+  Schema.Struct({ IOError: Schema.Struct({ error: Schema.String }) })
+])
+export type StateErrorBody = typeof StateErrorBody.Type
+
+/** `"GetState"` (state in the blob), `"SetState"`, `"DeleteState"`, `"Backup"` or `{"Err":…}`. */
+export const StateResponse = Schema.Union([
+  Schema.Literals(["GetState", "SetState", "DeleteState", "Backup"]),
+  Schema.Struct({ Err: StateErrorBody })
+])
+export type StateResponse = typeof StateResponse.Type
+
+export class StateFailure extends Schema.TaggedError<StateFailure>()("StateFailure", { error: StateErrorBody }) {}

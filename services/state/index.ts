@@ -1,0 +1,4 @@
+/** `state:distro:sys`: the public surface. */
+export { State } from "./State.ts"
+export type { Reply } from "./State.ts"
+export * from "./Protocol.ts"

@@ -125,5 +125,15 @@ export interface ProcessApi {
   ) => Promise<{ readonly source: Address; readonly message: Message } | SendError | ProcessTrap>
 }
 
-/** A native (TypeScript) process: the body of `init`, run as the process's fiber. */
-export type NativeProgram = (api: ProcessApi) => Effect.Effect<void, unknown>
+/** `ProcessApi` plus Effect forms of the waiting calls, for programs written in TypeScript. */
+export interface NativeApi extends ProcessApi {
+  readonly receiveEffect: Effect.Effect<Received>
+  readonly sendAndAwaitEffect: (
+    target: Address,
+    request: Request,
+    blob?: LazyLoadBlob
+  ) => Effect.Effect<{ readonly source: Address; readonly message: Message } | SendError, ProcessTrap>
+}
+
+/** A process program: the body of `init`, run as the process's fiber; returning ends the process. */
+export type NativeProgram = (api: NativeApi) => Effect.Effect<void, unknown>

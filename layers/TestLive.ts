@@ -1,0 +1,54 @@
+/**
+ * What tests run on: the real kernel over real LMDB in a fresh temp dir, a real
+ * (ephemeral) Ed25519 key, printouts kept in memory. Nothing is mocked.
+ */
+import { Effect, Layer } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Home } from "../src/Home.ts"
+import { KernelConfig } from "../src/Kernel.ts"
+import type { NativeProgram } from "../src/ProcessApi.ts"
+import { Printout } from "../src/Printout.ts"
+import { NativePrograms, nativeOnlyLoader } from "../src/ProgramLoader.ts"
+import { NodeKeyEphemeral } from "../services/identity/NodeKeyFile.ts"
+import { KernelStoreLmdb } from "../services/kernel-store/KernelStoreLmdb.ts"
+import { Lmdb } from "../services/lmdb/Lmdb.ts"
+import { NetOffline } from "../services/net/NetOffline.ts"
+import { KernelLive } from "./Kernel.ts"
+import { echo } from "./NativePrograms.ts"
+
+/** A temp dir removed when the scope closes. */
+export const TempHome = Layer.effect(
+  Home,
+  Effect.acquireRelease(
+    Effect.sync(() => ({ path: fs.mkdtempSync(path.join(os.tmpdir(), "kinode-ts-")) })),
+    (home) => Effect.sync(() => fs.rmSync(home.path, { recursive: true, force: true }))
+  )
+)
+
+export interface TestNodeOptions {
+  readonly node?: string
+  readonly mailboxCapacity?: number
+  readonly programs?: Record<string, NativeProgram>
+  /** Use this home instead of a fresh temp dir (restart tests). */
+  readonly home?: string
+}
+
+/** The kernel on real LMDB; exposes Kernel, Runtime, Printout (memory), Home. */
+export const testKernel = (options: TestNodeOptions = {}) => {
+  const printout = Printout.memory()
+  const home = options.home === undefined ? TempHome : Layer.succeed(Home, { path: options.home })
+  const layer = NetOffline.pipe(
+    Layer.provideMerge(KernelLive),
+    Layer.provide(nativeOnlyLoader),
+    Layer.provide(NativePrograms.make({ echo, ...options.programs })),
+    Layer.provide(KernelStoreLmdb),
+    Layer.provide(Lmdb.layer),
+    Layer.provide(NodeKeyEphemeral),
+    Layer.provideMerge(KernelConfig.layer(options.node ?? "test.dev", options.mailboxCapacity)),
+    Layer.provideMerge(printout.layer),
+    Layer.provideMerge(home)
+  )
+  return { layer, lines: printout.lines }
+}

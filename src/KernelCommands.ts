@@ -1,0 +1,144 @@
+/**
+ * `kernel:distro:sys` as a process: Kinode's kernel commands (§5.7) arrive as ordinary
+ * messages, capability-checked by the router like any other (only holders of the
+ * kernel messaging capability get here). Commands run one at a time in arrival order;
+ * responses to the kernel's own calls are settled at once, so a command that waits on
+ * another module never blocks them.
+ *
+ * A body that is not a command gets `{"CommandError":{"reason":…}}` (when a reply was
+ * expected) and a level-0 printout; Kinode only logs it, leaving the caller to time out.
+ */
+import { Effect, Layer, Queue, Result } from "effect"
+import { Address, type ProcessId } from "./Ids.ts"
+import * as Json from "./Json.ts"
+import { Kernel, KernelCalls, type ProcessInfo } from "./Kernel.ts"
+import {
+  capabilityToJson,
+  commandError,
+  decodeKernelCommand,
+  type KernelCommand,
+  onExitFromJson,
+  onExitToJson
+} from "./KernelCommand.ts"
+import type { KernelMessage } from "./Message.ts"
+import { response } from "./Message.ts"
+import { Printout } from "./Printout.ts"
+import { Runtime, type ServiceContext, wantsReply } from "./Runtime.ts"
+
+const processJson = (p: ProcessInfo) => ({
+  wasm_bytes_handle: p.handle,
+  wit_version: p.witVersion,
+  on_exit: onExitToJson(p.onExit),
+  capabilities: p.capabilities.map(capabilityToJson),
+  public: p.public
+})
+
+export const KernelCommandsLive = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const kernel = yield* Kernel
+    const calls = yield* KernelCalls
+    const runtime = yield* Runtime
+    const printout = yield* Printout
+    const commands = yield* Queue.bounded<KernelMessage>(100_000)
+
+    const execute = (ctx: ServiceContext, km: KernelMessage) =>
+      Effect.gen(function*() {
+        const answer = (body: unknown) => {
+          if (wantsReply(km)) ctx.reply(km, response({ body: Json.toBytes(body) }))
+        }
+        if (km.source.node !== kernel.node) return
+        const parsed = Json.parseBytes(km.message.body)
+        const decoded = Result.isSuccess(parsed) ? decodeKernelCommand(parsed.success) : undefined
+        if (decoded === undefined || Result.isFailure(decoded)) {
+          const reason = decoded === undefined ? (parsed as Result.Failure<unknown, { reason: string }>).failure.reason : decoded.failure.message
+          printout.print(0, "kernel", `bad kernel command from ${km.source}: ${reason}`)
+          return answer(commandError(reason))
+        }
+        const cmd: KernelCommand = decoded.success
+        const sender = km.source.process.toString()
+        if (cmd === "Booted" || cmd === "Shutdown") {
+          if (cmd === "Shutdown") yield* kernel.shutdown
+          return
+        }
+        if ("InitializeProcess" in cmd) {
+          const c = cmd.InitializeProcess
+          const fromKernel = sender === "kernel:distro:sys"
+          const caps = fromKernel ? c.initial_capabilities : c.initial_capabilities.filter((cap) => {
+            const held = kernel.grants.has(sender, cap)
+            if (!held) printout.print(0, "kernel", `${sender} does not hold ${cap.issuer} ${cap.params}; not granted`)
+            return held
+          })
+          const result = yield* Effect.result(kernel.initialize({
+            id: c.id,
+            handle: c.wasm_bytes_handle,
+            witVersion: c.wit_version,
+            onExit: onExitFromJson(c.on_exit),
+            public: c.public,
+            capabilities: caps,
+            bytes: km.blob?.bytes
+          }))
+          if (Result.isSuccess(result)) {
+            // The sender may message what it created.
+            yield* kernel.grant(sender, [messagingCapFor(kernel.node, c.id)])
+            return answer("InitializedProcess")
+          }
+          printout.print(0, "kernel", `InitializeProcess ${c.id} refused: ${result.failure.reason}`)
+          return answer("InitializeProcessError")
+        }
+        if ("RunProcess" in cmd) {
+          const ran = yield* Effect.result(kernel.run(cmd.RunProcess.toString()))
+          return answer(Result.isSuccess(ran) ? "StartedProcess" : "RunProcessError")
+        }
+        if ("KillProcess" in cmd) {
+          const id = cmd.KillProcess.toString()
+          const killed = yield* kernel.kill(id, km.message.metadata !== "no-revoke")
+          if (!killed) return printout.print(2, "kernel", `KillProcess: no process ${id}`)
+          return answer({ KilledProcess: id })
+        }
+        if ("GrantCapabilities" in cmd) {
+          return yield* kernel.grant(cmd.GrantCapabilities.target.toString(), cmd.GrantCapabilities.capabilities)
+        }
+        if ("DropCapabilities" in cmd) {
+          return yield* kernel.drop(cmd.DropCapabilities.target.toString(), cmd.DropCapabilities.capabilities)
+        }
+        if ("SetOnExit" in cmd) {
+          return yield* kernel.setOnExit(cmd.SetOnExit.target.toString(), onExitFromJson(cmd.SetOnExit.on_exit))
+        }
+        const debug = cmd.Debug
+        if (debug === "ProcessMap") {
+          const map: Record<string, unknown> = {}
+          for (const p of kernel.processes()) map[p.id] = processJson(p)
+          return answer({ Debug: { ProcessMap: map } })
+        }
+        if ("Process" in debug) {
+          const p = kernel.info(debug.Process.toString())
+          return answer({ Debug: { Process: p === undefined ? null : processJson(p) } })
+        }
+        const on = debug.HasCap.on.toString()
+        const known = kernel.info(on) !== undefined
+        return answer({ Debug: { HasCap: known ? kernel.grants.has(on, debug.HasCap.cap) : null } })
+      })
+
+    yield* runtime.serve("kernel", { public: false }, (ctx) =>
+      Effect.gen(function*() {
+        yield* Effect.forkScoped(
+          Effect.forever(Effect.flatMap(Queue.take(commands), (km) =>
+            execute(ctx, km).pipe(
+              Effect.catchCause((cause) => Effect.sync(() => printout.print(0, "kernel", `kernel command failed: ${String(cause)}`)))
+            )))
+        )
+        while (true) {
+          const batch = yield* ctx.takeBatch
+          for (const km of batch) {
+            if (km.message._tag === "Response") calls.settleCall(km)
+            else yield* Queue.offer(commands, km)
+          }
+        }
+      }).pipe(Effect.scoped))
+  })
+)
+
+const messagingCapFor = (node: string, id: ProcessId) => ({
+  issuer: new Address({ node, process: id }, { disableChecks: true }),
+  params: "\"messaging\""
+})

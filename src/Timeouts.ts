@@ -1,0 +1,93 @@
+/**
+ * Deadlines for requests that expect a response.
+ *
+ * Timeouts are whole seconds, so most outstanding requests share a handful of
+ * durations; entries for one duration are created in deadline order. One FIFO per
+ * duration and a single sleeping fiber make scheduling and cancelling O(1)
+ * (cancelled entries are skipped when they reach the front), which matters when a
+ * process has a thousand requests in flight. The fiber sleeps on the Effect `Clock`,
+ * so `TestClock` drives it in tests.
+ */
+import { Clock, Context, Deferred, Effect, Fiber, Layer } from "effect"
+
+export interface TimeoutHandle {
+  cancelled: boolean
+  readonly deadline: number
+  readonly fire: () => void
+}
+
+export class Timeouts extends Context.Service<Timeouts, {
+  /** Calls `fire` after `seconds` unless the handle is cancelled first. */
+  readonly schedule: (seconds: number, fire: () => void) => TimeoutHandle
+}>()("kernel/Timeouts") {
+  static readonly layer = Layer.effect(
+    Timeouts,
+    Effect.gen(function*() {
+      const clock = yield* Clock.Clock
+      const lanes = new Map<number, Array<TimeoutHandle>>()
+      let wake = yield* Deferred.make<void>()
+      let sleepingUntil = Infinity
+
+      const earliest = (): number => {
+        let min = Infinity
+        for (const [seconds, lane] of lanes) {
+          while (lane.length > 0 && lane[0]!.cancelled) lane.shift()
+          if (lane.length === 0) lanes.delete(seconds)
+          else if (lane[0]!.deadline < min) min = lane[0]!.deadline
+        }
+        return min
+      }
+
+      const fireDue = (now: number) => {
+        for (const [seconds, lane] of lanes) {
+          let i = 0
+          while (i < lane.length && lane[i]!.deadline <= now) {
+            const h = lane[i]!
+            i++
+            if (!h.cancelled) {
+              h.cancelled = true
+              h.fire()
+            }
+          }
+          if (i > 0) lane.splice(0, i)
+          if (lane.length === 0) lanes.delete(seconds)
+        }
+      }
+
+      const loop = Effect.gen(function*() {
+        while (true) {
+          fireDue(clock.currentTimeMillisUnsafe())
+          const next = earliest()
+          sleepingUntil = next
+          const now = clock.currentTimeMillisUnsafe()
+          const wait = next === Infinity ? Deferred.await(wake) : Effect.raceFirst(
+            Effect.sleep(Math.max(0, next - now)),
+            Deferred.await(wake)
+          )
+          yield* wait
+          if (yield* Deferred.isDone(wake)) wake = yield* Deferred.make<void>()
+        }
+      })
+      const fiber = yield* Effect.forkScoped(loop)
+      yield* Effect.addFinalizer(() => Fiber.interrupt(fiber))
+
+      return Timeouts.of({
+        schedule: (seconds, fire) => {
+          const ms = Math.max(0, seconds * 1000)
+          const handle: TimeoutHandle = { cancelled: false, deadline: clock.currentTimeMillisUnsafe() + ms, fire }
+          let lane = lanes.get(ms)
+          if (lane === undefined) {
+            lane = []
+            lanes.set(ms, lane)
+          }
+          lane.push(handle)
+          if (handle.deadline < sleepingUntil) {
+            sleepingUntil = handle.deadline
+            Deferred.doneUnsafe(wake, Effect.void)
+          }
+          return handle
+        }
+      })
+    })
+  )
+}

@@ -1,0 +1,243 @@
+/**
+ * Turns component bytes into something cheap to instantiate many times.
+ *
+ * - jco transpiles the component once per distinct bytes (SHA-256) into core
+ *   modules plus JS glue, written under the cache directory so a restart of
+ *   the node does not transpile again.
+ * - Core modules are compiled once per node run and kept in memory, so a new
+ *   process from known bytes costs only instantiation.
+ * - The glue is loaded with `import()` from the cache directory. Each process
+ *   gets its own instance through the glue's `instantiate(getCoreModule,
+ *   imports)` (instantiation mode `async`), so imports are per process.
+ */
+import { Context, Effect, FileSystem, Layer, Path } from "effect"
+import { type ComponentShape, shapeFromWit } from "./ComponentShape.ts"
+import { ComponentLoadError } from "./WasmErrors.ts"
+
+/** Host functions by unversioned interface name, as the glue looks them up. */
+export type ImportObject = Record<string, Record<string, unknown>>
+
+/** The exports of one instance of a `kinode:process` component. */
+export interface ComponentInstance {
+  readonly init: (our: string) => Promise<void> | void
+}
+
+/** A component ready to instantiate. */
+export interface LoadedComponent {
+  readonly hash: string
+  readonly shape: ComponentShape
+  readonly instantiate: (imports: ImportObject) => Promise<ComponentInstance>
+}
+
+/**
+ * Every core module passes through here before it is compiled: the one place to
+ * rewrite Wasm (CPU metering will instrument loops here).
+ */
+export const prepareCoreModule = (bytes: Uint8Array): Uint8Array => bytes
+
+/** Host functions that may wait (return a Promise): the Wasm stack suspends on them (JSPI). */
+const WAITING_FUNCTIONS = [
+  "receive",
+  "send-and-await-response",
+  "get-state",
+  "set-state",
+  "clear-state",
+  "spawn",
+  "save-capabilities",
+  "drop-capabilities"
+]
+const ASYNC_IMPORTS = [
+  ...["1.0.0", "0.7.0"].flatMap((v) => WAITING_FUNCTIONS.map((f) => `kinode:process/standard@${v}#${f}`)),
+  // WASI sleeps (`subscribe-duration` + `poll`) wait for real instead of spinning.
+  "wasi:io/poll#poll",
+  "wasi:io/poll#[method]pollable.block"
+]
+
+/**
+ * Bumped whenever transpile options or the post-transform change, so stale
+ * cached glue is never loaded.
+ */
+export const GLUE_VERSION = "g1"
+
+/** jco's async glue checks `process.env.JCO_DEBUG` on every host call (a getter into the C++ env). */
+const DEBUG_CHECK = "if (!globalThis?.process?.env?.JCO_DEBUG) { return; }"
+
+/**
+ * Post-transform of jco 1.35's generated glue: its debug logger reads the
+ * environment on every call, which halves host-call throughput. We compile it
+ * out (debugging the glue then needs a fresh transpile without this). If a jco
+ * update changes the text, the glue still works, only slower.
+ */
+export const stripDebugLog = (js: string): string => js.split(DEBUG_CHECK).join("return;")
+
+const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d]
+
+/** Checks the 8-byte Wasm preamble: magic, then version+layer (component = 0x0d 0x00 0x01 0x00). */
+const checkPreamble = (bytes: Uint8Array, hash: string): ComponentLoadError | undefined => {
+  if (bytes.length < 8 || WASM_MAGIC.some((b, i) => bytes[i] !== b)) {
+    return new ComponentLoadError({ hash, reason: "NotWasm", detail: "missing the \\0asm preamble" })
+  }
+  const layer = bytes[6]! | (bytes[7]! << 8)
+  if (layer === 0 && bytes[4] === 1) {
+    return new ComponentLoadError({
+      hash,
+      reason: "CoreModule",
+      detail: "this is a core Wasm module; Kinode processes must be components (wasm-tools component new)"
+    })
+  }
+  if (layer !== 1) {
+    return new ComponentLoadError({ hash, reason: "UnknownWasmVersion", detail: `layer ${layer}, version ${bytes[4]}` })
+  }
+  return undefined
+}
+
+const hex = (buf: ArrayBuffer): string =>
+  Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, "0")).join("")
+
+export const sha256 = (bytes: Uint8Array): Effect.Effect<string> =>
+  Effect.promise(() => crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>)).pipe(Effect.map(hex))
+
+interface GlueModule {
+  readonly instantiate: (
+    getCoreModule: (name: string) => WebAssembly.Module,
+    imports: ImportObject
+  ) => Promise<ComponentInstance>
+}
+
+interface CacheMeta {
+  readonly glue: string
+  readonly modules: ReadonlyArray<string>
+  readonly shape: ComponentShape
+}
+
+const errorText = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+
+export interface ComponentCacheOptions {
+  /** Directory for transpiled output; created if missing. */
+  readonly cacheDir: string
+}
+
+export class ComponentCache extends Context.Service<ComponentCache, {
+  /** Transpiles (or finds in the cache), compiles and loads the component. */
+  readonly load: (bytes: Uint8Array) => Effect.Effect<LoadedComponent, ComponentLoadError>
+}>()("wasm-host/ComponentCache") {
+  static readonly layer = (options: ComponentCacheOptions) => Layer.effect(ComponentCache, make(options))
+}
+
+const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  const root = path.resolve(options.cacheDir)
+  /** In-memory: one memoised load per hash, shared by concurrent callers. */
+  const loaded = new Map<string, Effect.Effect<LoadedComponent, ComponentLoadError>>()
+
+  const io = (hash: string) => (cause: unknown) =>
+    new ComponentLoadError({ hash, reason: "CacheIo", detail: errorText(cause) })
+
+  /** Transpiles and writes `<root>/<hash>-<GLUE_VERSION>/`; returns its metadata. */
+  const transpileToDisk = Effect.fnUntraced(function*(bytes: Uint8Array, hash: string, dir: string) {
+    const [{ transpileBytes }, { componentWit }] = yield* Effect.promise(() =>
+      Promise.all([import("@bytecodealliance/jco-transpile"), import("@bytecodealliance/jco-transpile/wasm-tools")])
+    )
+    const shape = shapeFromWit(
+      yield* Effect.tryPromise({
+        try: () => componentWit(bytes),
+        catch: (cause) => new ComponentLoadError({ hash, reason: "TranspileFailed", detail: errorText(cause) })
+      })
+    )
+    if (!shape.exports.includes("init")) {
+      return yield* new ComponentLoadError({
+        hash,
+        reason: "MissingInit",
+        detail: `exports ${shape.exports.join(", ") || "nothing"}; expected init: func(our: string)`
+      })
+    }
+    const out = yield* Effect.tryPromise({
+      try: () =>
+        transpileBytes(bytes, {
+          name: "component",
+          instantiation: "async",
+          asyncMode: "jspi",
+          importBindings: "hybrid",
+          asyncImports: ASYNC_IMPORTS,
+          asyncExports: ["init"],
+          emitTypescriptDeclarations: false,
+          base64Cutoff: 0,
+          nodejsCompat: false
+        }),
+      catch: (cause) => new ComponentLoadError({ hash, reason: "TranspileFailed", detail: errorText(cause) })
+    })
+    const tmp = `${dir}.tmp-${crypto.randomUUID()}`
+    yield* fs.makeDirectory(tmp, { recursive: true }).pipe(Effect.mapError(io(hash)))
+    const modules: Array<string> = []
+    let glue = ""
+    for (const [name, content] of Object.entries(out.files)) {
+      if (name.endsWith(".wasm")) {
+        modules.push(name)
+        yield* fs.writeFile(path.join(tmp, name), content).pipe(Effect.mapError(io(hash)))
+      } else if (name.endsWith(".js")) {
+        glue = "component.mjs"
+        const js = stripDebugLog(new TextDecoder().decode(content))
+        yield* fs.writeFileString(path.join(tmp, glue), js).pipe(Effect.mapError(io(hash)))
+      }
+    }
+    const meta: CacheMeta = { glue, modules, shape }
+    yield* fs.writeFileString(path.join(tmp, "meta.json"), JSON.stringify(meta)).pipe(Effect.mapError(io(hash)))
+    // Rename last, so a crash mid-write never leaves a half cache entry behind.
+    yield* fs.rename(tmp, dir).pipe(
+      Effect.catch(() => fs.remove(tmp, { recursive: true }).pipe(Effect.ignore))
+    )
+    return meta
+  })
+
+  const loadUncached = Effect.fnUntraced(function*(bytes: Uint8Array, hash: string) {
+    const dir = path.join(root, `${hash}-${GLUE_VERSION}`)
+    const metaPath = path.join(dir, "meta.json")
+    const cached = yield* fs.exists(metaPath).pipe(Effect.orElseSucceed(() => false))
+    const meta: CacheMeta = cached
+      ? JSON.parse(yield* fs.readFileString(metaPath).pipe(Effect.mapError(io(hash)))) as CacheMeta
+      : yield* transpileToDisk(bytes, hash, dir)
+    const compiled = new Map<string, WebAssembly.Module>()
+    for (const name of meta.modules) {
+      const core = yield* fs.readFile(path.join(dir, name)).pipe(Effect.mapError(io(hash)))
+      const module = yield* Effect.tryPromise({
+        try: () => WebAssembly.compile(prepareCoreModule(core) as Uint8Array<ArrayBuffer>),
+        catch: (cause) => new ComponentLoadError({ hash, reason: "CompileFailed", detail: `${name}: ${errorText(cause)}` })
+      })
+      compiled.set(name, module)
+    }
+    const url = (yield* path.toFileUrl(path.join(dir, meta.glue)).pipe(Effect.mapError(io(hash)))).href
+    const glue = yield* Effect.tryPromise({
+      try: () => import(url) as Promise<GlueModule>,
+      catch: io(hash)
+    })
+    const getCoreModule = (name: string): WebAssembly.Module => {
+      const m = compiled.get(name)
+      if (m === undefined) throw new Error(`component glue asked for unknown core module ${name}`)
+      return m
+    }
+    const component: LoadedComponent = {
+      hash,
+      shape: meta.shape,
+      instantiate: (imports) => glue.instantiate(getCoreModule, imports)
+    }
+    return component
+  })
+
+  const load = Effect.fnUntraced(function*(bytes: Uint8Array) {
+    const hash = yield* sha256(bytes)
+    const bad = checkPreamble(bytes, hash)
+    if (bad !== undefined) return yield* bad
+    let entry = loaded.get(hash)
+    if (entry === undefined) {
+      entry = yield* Effect.cached(loadUncached(bytes, hash))
+      loaded.set(hash, entry)
+    }
+    const result = yield* Effect.exit(entry)
+    // A failed load is not remembered: the next attempt tries again (the cause may be transient I/O).
+    if (result._tag === "Failure") loaded.delete(hash)
+    return yield* result
+  })
+
+  return ComponentCache.of({ load })
+})

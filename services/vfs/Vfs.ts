@@ -1,0 +1,395 @@
+/**
+ * `vfs:distro:sys`: package drives on disk under `<home>/vfs` (kinode-semantics §6.1).
+ *
+ * Access: the kernel skips checks; a caller may do anything inside its own package's
+ * drives; otherwise it needs the drive's read or write cap issued by vfs, or the root
+ * cap. `CreateDrive` grants the requester read+write on the drive.
+ *
+ * Files are opened per request (O_NOFOLLOW) rather than kept open: Kinode caches up to
+ * fd-manager's limit of handles and remembers the cursors of evicted ones, so observable
+ * behaviour is the cursor map, which is kept here (bounded, least recently used first).
+ *
+ * Requests from one process are served in arrival order (their cursors depend on it);
+ * different processes' requests run concurrently.
+ */
+import { Context, Effect, Layer, Result, Schema, Semaphore } from "effect"
+import { unzipSync } from "fflate"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Home } from "../../src/Home.ts"
+import { Address, KERNEL, pid } from "../../src/Ids.ts"
+import * as Json from "../../src/Json.ts"
+import type { LazyLoadBlob } from "../../src/Message.ts"
+import { response } from "../../src/Message.ts"
+import { Runtime, wantsReply } from "../../src/Runtime.ts"
+import * as Disk from "./Disk.ts"
+import { findSymlink, isProblem, resolve } from "./Paths.ts"
+import type { VfsPath } from "./Paths.ts"
+import { driveCap, ROOT_CAP, VfsFailure, VfsRequest } from "./Protocol.ts"
+import type { SeekFrom, VfsAction, VfsErrorBody, VfsResponse } from "./Protocol.ts"
+
+export interface Reply {
+  readonly body: Uint8Array
+  readonly blob?: LazyLoadBlob | undefined
+}
+
+/** Cursors remembered for files (Kinode keeps them for every file it ever opened). */
+export const MAX_CURSORS = 4096
+/** Bytes an `AddZip` may unpack to (zip bombs). */
+export const MAX_UNZIPPED_BYTES = 1 << 30
+const MAX_IN_FLIGHT = 4096
+
+const decodeRequest = Schema.decodeUnknownResult(VfsRequest, { onExcessProperty: "error" })
+const fail = (error: VfsErrorBody) => Effect.fail(new VfsFailure({ error }))
+const errorReply = (error: VfsErrorBody): Reply => ({ body: Json.toBytes({ Err: error }) })
+const ok = (r: VfsResponse, blob?: LazyLoadBlob): Reply => ({ body: Json.toBytes(r), blob })
+const octets = (bytes: Uint8Array): LazyLoadBlob => ({ mime: "application/octet-stream", bytes })
+
+/** Rust's io::Error texts for the common cases; never leaks the home path. */
+const ioText: Record<string, string> = {
+  ENOENT: "No such file or directory (os error 2)",
+  EEXIST: "File exists (os error 17)",
+  ENOTDIR: "Not a directory (os error 20)",
+  EISDIR: "Is a directory (os error 21)",
+  ENOTEMPTY: "Directory not empty (os error 39)",
+  EACCES: "Permission denied (os error 13)",
+  ELOOP: "Too many levels of symbolic links (os error 40)",
+  ENOSPC: "No space left on device (os error 28)",
+  EINVAL: "Invalid argument (os error 22)",
+  EFBIG: "File too large (os error 27)",
+  UNEXPECTED_EOF: "failed to fill whole buffer",
+  INVALID_UTF8: "stream did not contain valid UTF-8"
+}
+const ioError = (cause: unknown) => {
+  const code = (cause as { code?: unknown } | undefined)?.code
+  const text = typeof code === "string" ? ioText[code] ?? code : "unknown I/O error"
+  return new VfsFailure({ error: { IOError: text } })
+}
+const io = <A>(f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: ioError })
+
+type Access = "read" | "write"
+const WRITE_ACTIONS: ReadonlySet<string> = new Set([
+  "CreateDir", "CreateDirAll", "CreateFile", "OpenFile", "CloseFile", "Write", "WriteAll", "Append", "SyncAll",
+  "RemoveFile", "RemoveDir", "RemoveDirAll", "AddZip", "SetLen"
+])
+const tagOf = (a: VfsAction): string => typeof a === "string" ? a : Object.keys(a)[0]!
+
+const utf8 = new TextDecoder("utf-8", { fatal: true })
+
+export class Vfs extends Context.Service<Vfs, {
+  readonly handle: (source: Address, body: Uint8Array, blob: LazyLoadBlob | undefined) => Effect.Effect<Reply>
+}>()("services/vfs/Vfs") {
+  static readonly layerNoDeps = Layer.effect(
+    Vfs,
+    Effect.gen(function*() {
+      const runtime = yield* Runtime
+      const home = yield* Home
+      const root = yield* Effect.sync(() => {
+        const dir = path.join(home.path, "vfs")
+        fs.mkdirSync(dir, { recursive: true })
+        return fs.realpathSync(dir)
+      })
+      const our = new Address({ node: runtime.node, process: pid("vfs:distro:sys") }, { disableChecks: true })
+      const cursors = new Map<string, number>()
+
+      const cursorOf = (abs: string) => cursors.get(abs) ?? 0
+      const setCursor = (abs: string, at: number) => {
+        cursors.delete(abs)
+        cursors.set(abs, at)
+        if (cursors.size > MAX_CURSORS) cursors.delete(cursors.keys().next().value!)
+      }
+
+      /** Resolves a request path (or `new_path`), refusing escapes and symlinks. */
+      const locate = Effect.fnUntraced(function*(raw: string) {
+        const p = resolve(root, raw)
+        if (isProblem(p)) {
+          return yield* fail(p._tag === "Malformed" ? "MalformedRequest" : { ParseError: { error: p.error, path: raw } })
+        }
+        const link = yield* io(() => findSymlink(root, p))
+        if (link !== undefined) {
+          return yield* fail({ ParseError: { error: "path goes through a symlink, which the vfs never follows", path: raw } })
+        }
+        return p
+      })
+
+      const has = (source: Address, params: string) => runtime.hasCapability(source.process, { issuer: our, params })
+
+      const ownedBy = (source: Address, p: VfsPath) =>
+        p.pkg !== undefined && p.pkg.packageName === source.process.packageName &&
+        p.pkg.publisherNode === source.process.publisherNode
+
+      /** Kinode's rule set: own package, else the drive's cap, root overriding everything. */
+      const allowed = (source: Address, p: VfsPath, access: Access) =>
+        ownedBy(source, p) || (p.drive !== undefined && has(source, driveCap(access, p.drive))) ||
+        has(source, ROOT_CAP)
+
+      const needBlob = (blob: LazyLoadBlob | undefined) =>
+        blob === undefined ? fail("NoBlob") : Effect.succeed(blob.bytes)
+
+      const seek = Effect.fnUntraced(function*(abs: string, from: SeekFrom) {
+        let next: bigint
+        if ("Start" in from) next = from.Start
+        else if ("End" in from) next = BigInt(yield* io(() => Disk.size(abs))) + from.End
+        else next = BigInt(cursorOf(abs)) + from.Current
+        if (next < 0n || next > BigInt(Number.MAX_SAFE_INTEGER)) {
+          return yield* fail({ IOError: "invalid seek to a negative or overflowing position (os error 22)" })
+        }
+        // Kinode seeks the open file: it must exist.
+        yield* io(() => Disk.size(abs))
+        setCursor(abs, Number(next))
+        return ok({ SeekFrom: { new_offset: next } })
+      })
+
+      const addZip = Effect.fnUntraced(function*(p: VfsPath, raw: string, bytes: Uint8Array) {
+        let total = 0
+        let unzipped: Record<string, Uint8Array>
+        try {
+          unzipped = unzipSync(bytes, {
+            filter: (f) => {
+              total += f.originalSize
+              if (total > MAX_UNZIPPED_BYTES) throw new Error("zip too large")
+              return true
+            }
+          })
+        } catch {
+          return yield* fail("UnzipError")
+        }
+        const entries: Array<readonly [string, Uint8Array]> = []
+        for (const [name, data] of Object.entries(unzipped)) {
+          // zip-slip: every entry must stay below the target, as a plain relative name.
+          const sub = resolve(root, `${raw}/${name}`)
+          if (
+            name.startsWith("/") || name.includes("\\") || isProblem(sub) ||
+            !sub.abs.startsWith(p.abs + path.sep) || name.split("/").includes("..")
+          ) {
+            return yield* fail("UnzipError")
+          }
+          if ((yield* io(() => findSymlink(root, sub))) !== undefined) return yield* fail("UnzipError")
+          entries.push([path.relative(p.abs, sub.abs) + (name.endsWith("/") ? "/" : ""), data])
+        }
+        yield* io(() => Disk.writeTree(p.abs, entries))
+        return ok("Ok")
+      })
+
+      const serve = Effect.fnUntraced(function*(
+        source: Address,
+        req: VfsRequest,
+        blob: LazyLoadBlob | undefined
+      ): Effect.fn.Return<Reply, VfsFailure> {
+        const isKernel = source.process.toString() === KERNEL
+        const action = req.action
+        const tag = tagOf(action)
+        const p = yield* locate(req.path)
+        const abs = p.abs
+
+        if (p.pkg === undefined) {
+          // Only `ReadDir` of the root itself, with the root cap: lists packages.
+          if (tag !== "ReadDir") return yield* fail("MalformedRequest")
+          if (!isKernel && !has(source, ROOT_CAP)) return yield* fail("NoReadCap")
+        } else if (p.drive === undefined) {
+          return yield* fail("MalformedRequest")
+        } else if (!isKernel) {
+          if (tag === "CreateDrive") {
+            if (!ownedBy(source, p) && !has(source, ROOT_CAP)) return yield* fail("NoWriteCap")
+          } else if (tag === "Rename" || tag === "CopyFile") {
+            // checked below, once the second path is known
+          } else {
+            const access: Access = WRITE_ACTIONS.has(tag) ? "write" : "read"
+            if (!allowed(source, p, access)) return yield* fail(access === "write" ? "NoWriteCap" : "NoReadCap")
+          }
+        }
+
+        if (typeof action === "string") {
+          switch (action) {
+            case "CreateDrive": {
+              yield* io(() => Disk.mkdirAll(abs))
+              if (!isKernel) {
+                yield* runtime.grantCapabilities(source.process, [
+                  { issuer: our, params: driveCap("read", p.drive!) },
+                  { issuer: our, params: driveCap("write", p.drive!) }
+                ])
+              }
+              return ok("Ok")
+            }
+            case "CreateDir":
+              yield* io(() => Disk.mkdir(abs))
+              return ok("Ok")
+            case "CreateDirAll":
+              yield* io(() => Disk.mkdirAll(abs))
+              return ok("Ok")
+            case "CreateFile":
+              yield* io(() => Disk.writeWhole(abs, new Uint8Array(0)))
+              setCursor(abs, 0)
+              return ok("Ok")
+            case "CloseFile":
+              cursors.delete(abs)
+              return ok("Ok")
+            case "Write": {
+              const bytes = yield* needBlob(blob)
+              yield* io(() => Disk.writeWhole(abs, bytes))
+              return ok("Ok")
+            }
+            case "WriteAll": {
+              const bytes = yield* needBlob(blob)
+              const at = yield* io(() => Disk.writeAt(abs, bytes, cursorOf(abs)))
+              setCursor(abs, at)
+              return ok("Ok")
+            }
+            case "Append": {
+              const bytes = yield* needBlob(blob)
+              const end = yield* io(() => Disk.append(abs, bytes))
+              setCursor(abs, end)
+              return ok("Ok")
+            }
+            case "SyncAll":
+              yield* io(() => Disk.sync(abs))
+              return ok("Ok")
+            case "Read":
+              return ok("Read", octets(yield* io(() => Disk.readFrom(abs, 0, undefined))))
+            case "ReadToEnd": {
+              const bytes = yield* io(() => Disk.readFrom(abs, cursorOf(abs), undefined))
+              setCursor(abs, cursorOf(abs) + bytes.byteLength)
+              return ok("Read", octets(bytes))
+            }
+            case "ReadToString": {
+              const bytes = yield* io(() => Disk.readFrom(abs, cursorOf(abs), undefined))
+              let text: string
+              try {
+                text = utf8.decode(bytes)
+              } catch {
+                return yield* fail({ IOError: ioText.INVALID_UTF8! })
+              }
+              setCursor(abs, cursorOf(abs) + bytes.byteLength)
+              return ok({ ReadToString: text })
+            }
+            case "ReadDir": {
+              const entries = yield* io(() => Disk.readDir(abs))
+              const prefix = p.segments.join("/")
+              return ok({
+                ReadDir: entries.map((e) => ({
+                  path: prefix === "" ? e.name : `${prefix}/${e.name}`,
+                  file_type: e.type
+                }))
+              })
+            }
+            case "RemoveFile":
+              yield* io(() => Disk.removeFile(abs))
+              cursors.delete(abs)
+              return ok("Ok")
+            case "RemoveDir":
+              yield* io(() => Disk.removeDir(abs))
+              return ok("Ok")
+            case "RemoveDirAll":
+              yield* io(() => Disk.removeDirAll(abs))
+              for (const k of cursors.keys()) if (k.startsWith(abs + path.sep)) cursors.delete(k)
+              return ok("Ok")
+            case "Metadata": {
+              const m = yield* io(() => Disk.metadata(abs))
+              return ok({ Metadata: { file_type: m.type, len: BigInt(m.len) } })
+            }
+            case "Len":
+              return ok({ Len: BigInt(yield* io(() => Disk.size(abs))) })
+            case "Hash":
+              return ok({ Hash: Array.from(yield* io(() => Disk.sha256(abs))) })
+            case "AddZip":
+              return yield* addZip(p, req.path, yield* needBlob(blob))
+          }
+        }
+        if ("OpenFile" in action) {
+          yield* io(() => Disk.open(abs, action.OpenFile.create))
+          setCursor(abs, 0)
+          return ok("Ok")
+        }
+        if ("ReadExact" in action) {
+          const length = action.ReadExact.length
+          // Anything longer than the file fails the same way; never allocate it first.
+          const size = yield* io(() => Disk.size(abs))
+          if (length > BigInt(size - cursorOf(abs))) return yield* fail({ IOError: ioText.UNEXPECTED_EOF! })
+          const bytes = yield* io(() => Disk.readFrom(abs, cursorOf(abs), Number(length)))
+          setCursor(abs, cursorOf(abs) + bytes.byteLength)
+          return ok("Read", octets(bytes))
+        }
+        if ("Seek" in action) return yield* seek(abs, action.Seek)
+        if ("SetLen" in action) {
+          if (action.SetLen > BigInt(Number.MAX_SAFE_INTEGER)) return yield* fail({ IOError: ioText.EFBIG! })
+          yield* io(() => Disk.setLen(abs, Number(action.SetLen)))
+          return ok("Ok")
+        }
+        // Rename / CopyFile: `new_path` is relative to the vfs root.
+        const isRename = "Rename" in action
+        const target = yield* locate(isRename ? action.Rename.new_path : action.CopyFile.new_path)
+        if (target.drive === undefined) return yield* fail("MalformedRequest")
+        if (!isKernel) {
+          const bothOwned = ownedBy(source, p) && ownedBy(source, target)
+          const ok1 = bothOwned || allowed(source, p, "write")
+          const ok2 = bothOwned || (target.drive === p.drive ? ok1 : allowed(source, target, "write"))
+          if (!ok1 || !ok2) return yield* fail("NoWriteCap")
+        }
+        if (isRename) {
+          yield* io(() => Disk.rename(abs, target.abs))
+          const at = cursors.get(abs)
+          cursors.delete(abs)
+          if (at !== undefined) setCursor(target.abs, at)
+        } else {
+          yield* io(() => Disk.copy(abs, target.abs))
+        }
+        return ok("Ok")
+      })
+
+      const handle = (source: Address, body: Uint8Array, blob: LazyLoadBlob | undefined): Effect.Effect<Reply> => {
+        const json = Json.parseBytes(body)
+        if (Result.isFailure(json)) return Effect.succeed(errorReply("MalformedRequest"))
+        const req = decodeRequest(json.success)
+        if (Result.isFailure(req)) return Effect.succeed(errorReply("MalformedRequest"))
+        return serve(source, req.success, blob).pipe(
+          Effect.catch((e: VfsFailure) => Effect.succeed(errorReply(e.error)))
+        )
+      }
+      return Vfs.of({ handle })
+    })
+  )
+
+  /** Registers `vfs:distro:sys`: one lane per source process, lanes run concurrently. */
+  static readonly serve = Layer.effectDiscard(Effect.gen(function*() {
+    const runtime = yield* Runtime
+    const vfs = yield* Vfs
+    yield* runtime.serve("vfs", { public: false }, (ctx) =>
+      Effect.gen(function*() {
+        const lanes = new Map<string, { readonly lock: Semaphore.Semaphore; users: number }>()
+        const inFlight = yield* Semaphore.make(MAX_IN_FLIGHT)
+        while (true) {
+          const batch = yield* ctx.takeBatch
+          for (const km of batch) {
+            if (km.message._tag !== "Request" || km.source.node !== runtime.node) continue
+            const key = km.source.process.toString()
+            let lane = lanes.get(key)
+            if (lane === undefined) {
+              lane = { lock: Semaphore.makeUnsafe(1), users: 0 }
+              lanes.set(key, lane)
+            }
+            const l = lane
+            l.users++
+            yield* inFlight.take(1)
+            yield* Effect.forkChild(
+              l.lock.withPermits(1)(vfs.handle(km.source, km.message.body, km.blob)).pipe(
+                Effect.tap((r) =>
+                  Effect.sync(() => {
+                    if (wantsReply(km)) ctx.reply(km, response({ body: r.body }), r.blob)
+                  })
+                ),
+                Effect.ensuring(Effect.andThen(
+                  inFlight.release(1),
+                  Effect.sync(() => {
+                    if (--l.users === 0) lanes.delete(key)
+                  })
+                ))
+              ),
+              { startImmediately: true }
+            )
+          }
+        }
+      }))
+  }))
+
+  static readonly layer = Vfs.serve.pipe(Layer.provide(Vfs.layerNoDeps))
+}

@@ -50,7 +50,9 @@ export const KernelCommandsLive = Layer.effectDiscard(
         const parsed = Json.parseBytes(km.message.body)
         const decoded = Result.isSuccess(parsed) ? decodeKernelCommand(parsed.success) : undefined
         if (decoded === undefined || Result.isFailure(decoded)) {
-          const reason = decoded === undefined ? (parsed as Result.Failure<unknown, { reason: string }>).failure.reason : decoded.failure.message
+          const reason = decoded === undefined
+            ? `body is not JSON: ${(parsed as Result.Failure<unknown, { reason: string }>).failure.reason}`
+            : describeBadCommand(Result.getOrUndefined(parsed), decoded.failure.message)
           printout.print(0, "kernel", `bad kernel command from ${km.source}: ${reason}`)
           return answer(commandError(reason))
         }
@@ -142,3 +144,22 @@ const messagingCapFor = (node: string, id: ProcessId) => ({
   issuer: new Address({ node, process: id }, { disableChecks: true }),
   params: "\"messaging\""
 })
+
+const COMMANDS = new Set([
+  "Booted", "Shutdown", "InitializeProcess", "GrantCapabilities", "DropCapabilities", "SetOnExit", "RunProcess",
+  "KillProcess", "Debug"
+])
+
+/** One line naming the command and what is wrong with it, instead of the whole union's report. */
+const describeBadCommand = (body: unknown, schemaMessage: string): string => {
+  const name = typeof body === "string" ? body : body !== null && typeof body === "object" ? Object.keys(body)[0] : undefined
+  if (name === undefined || !COMMANDS.has(name)) return `unknown kernel command ${JSON.stringify(name ?? body)}`
+  const lines = schemaMessage.split("\n")
+  const details: Array<string> = []
+  for (let i = 1; i < lines.length; i++) {
+    const at = lines[i]!.trim()
+    if (at.startsWith(`at ["${name}"]`)) details.push(`${lines[i - 1]!.trim()} ${at}`)
+  }
+  const detail = details.length > 0 ? details.join("; ") : "wrong shape"
+  return `malformed ${name}: ${detail}`
+}

@@ -12,6 +12,7 @@ import { Effect } from "effect"
 import type { ProcessApi } from "../ProcessApi.ts"
 import { ComponentCache, type LoadedComponent } from "./ComponentCache.ts"
 import { type KinodeVersion, kinodeVersionOf, splitVersion } from "./ComponentShape.ts"
+import { addFastPaths } from "./FastAbi.ts"
 import { HostTrap, makeKinodeImports } from "./KinodeImports.ts"
 import { isSupportedWasiVersion, makeWasi, REFUSED_PREFIXES, type SyncFs, WASI_INTERFACES, WasiExit } from "./Wasi.ts"
 import { type ComponentLoadError, UnsupportedImports, WasmProcessExit } from "./WasmErrors.ts"
@@ -26,6 +27,8 @@ export interface WasmProgramOptions {
   /** Verbosity for stdout lines (default 1) and stderr lines (default 2); see WasiOutput.ts. */
   readonly stdoutVerbosity?: number
   readonly stderrVerbosity?: number
+  /** Link hand-written canonical-ABI bindings for the hot calls (default true); see FastAbi.ts. */
+  readonly fastAbi?: boolean
 }
 
 export type WasmProgram = (api: ProcessApi) => Effect.Effect<void, WasmProcessExit>
@@ -41,6 +44,12 @@ export const unsupportedImports = (component: LoadedComponent): ReadonlyArray<st
     }
     return true
   })
+
+const kinodeImports = (api: ProcessApi, version: KinodeVersion, fast: boolean) => {
+  const ids = makeIdCodec()
+  const generic = makeKinodeImports(api, ids, version)
+  return fast ? addFastPaths(generic, api, ids, version) : generic
+}
 
 const describe = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
@@ -88,7 +97,7 @@ const runProcess = (
         try: async () => {
           const instance = await component.instantiate({
             ...wasi.imports,
-            "kinode:process/standard": makeKinodeImports(api, makeIdCodec(), version)
+            "kinode:process/standard": kinodeImports(api, version, options.fastAbi ?? true)
           })
           started = true
           await instance.init(api.our.toString())

@@ -101,6 +101,10 @@ interface Tx {
   readonly statements: Array<{ readonly sql: string; readonly values: Array<SQLInputValue> }>
 }
 
+const yieldToEventLoop = Effect.callback<void>((resume) => {
+  setImmediate(() => resume(Effect.void))
+})
+
 export class Sqlite extends Context.Service<Sqlite, {
   readonly handle: (source: Address, body: Uint8Array, blob: LazyLoadBlob | undefined) => Effect.Effect<Reply>
 }>()("services/sqlite/Sqlite") {
@@ -312,6 +316,9 @@ export class Sqlite extends Context.Service<Sqlite, {
             if (km.message._tag !== "Request" || km.source.node !== runtime.node) continue
             const r = yield* sqlite.handle(km.source, km.message.body, km.blob)
             if (wantsReply(km)) ctx.reply(km, response({ body: r.body }), r.blob)
+            // Each statement blocks the thread (node:sqlite is synchronous, a commit
+            // fsyncs); let pending I/O of every other service run between two of them.
+            yield* yieldToEventLoop
           }
         }
       }))

@@ -46,8 +46,10 @@ export class ProcessId extends Schema.Class<ProcessId>("kernel/ProcessId")({
   packageName: Schema.String,
   publisherNode: Schema.String
 }) {
+  /** Memoized: the router keys every message by this string. */
   override toString(): string {
-    return `${this.processName}:${this.packageName}:${this.publisherNode}`
+    const self = this as unknown as { cachedId?: string }
+    return self.cachedId ??= `${this.processName}:${this.packageName}:${this.publisherNode}`
   }
   get package(): PackageId {
     return new PackageId({ packageName: this.packageName, publisherNode: this.publisherNode }, { disableChecks: true })
@@ -59,7 +61,8 @@ export class Address extends Schema.Class<Address>("kernel/Address")({
   process: ProcessId
 }) {
   override toString(): string {
-    return `${this.node}@${this.process.toString()}`
+    const self = this as unknown as { cachedAddress?: string }
+    return self.cachedAddress ??= `${this.node}@${this.process.toString()}`
   }
 }
 

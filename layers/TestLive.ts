@@ -45,7 +45,7 @@ export const testKernel = (options: TestNodeOptions = {}) => {
     Layer.provide(NativePrograms.make({ echo, ...options.programs })),
     Layer.provide(KernelStoreLmdb),
     Layer.provide(Lmdb.layer),
-    Layer.provide(NodeKeyEphemeral),
+    Layer.provideMerge(NodeKeyEphemeral),
     Layer.provideMerge(KernelConfig.layer(options.node ?? "test.dev", options.mailboxCapacity)),
     Layer.provideMerge(printout.layer),
     Layer.provideMerge(home)

@@ -50,6 +50,29 @@ const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 const emptyBytes = new Uint8Array(0)
 
+interface EncodedAddress {
+  readonly bytes: Uint8Array
+  readonly lengths: readonly [number, number, number, number]
+}
+const encodedAddresses = new WeakMap<Address, EncodedAddress>()
+const encodedAddress = (a: Address): EncodedAddress => {
+  let enc = encodedAddresses.get(a)
+  if (enc === undefined) {
+    const parts = [a.node, a.process.processName, a.process.packageName, a.process.publisherNode].map((s) =>
+      encoder.encode(s)
+    )
+    const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+    let at = 0
+    for (const p of parts) {
+      bytes.set(p, at)
+      at += p.length
+    }
+    enc = { bytes, lengths: [parts[0]!.length, parts[1]!.length, parts[2]!.length, parts[3]!.length] }
+    encodedAddresses.set(a, enc)
+  }
+  return enc
+}
+
 /** Memory access that survives `memory.grow` (which detaches the old buffer). */
 class Guest {
   private buffer: ArrayBuffer
@@ -103,12 +126,18 @@ class Guest {
       this.putString(at + 4, s)
     }
   }
+  /** The four strings of an address in one allocation; their UTF-8 is cached per Address object. */
   putAddress(at: number, a: Address): void {
-    this.putString(at, a.node)
-    const p = a.process
-    this.putString(at + 8, p.processName)
-    this.putString(at + 16, p.packageName)
-    this.putString(at + 24, p.publisherNode)
+    const enc = encodedAddress(a)
+    const ptr = this.alloc(enc.bytes.length, 1)
+    this.bytes().set(enc.bytes, ptr)
+    const dv = this.view()
+    let offset = ptr
+    for (let i = 0; i < 4; i++) {
+      dv.setUint32(at + i * 8, offset, true)
+      dv.setUint32(at + i * 8 + 4, enc.lengths[i]!, true)
+      offset += enc.lengths[i]!
+    }
   }
   putCapabilities(at: number, caps: ReadonlyArray<Capability>): void {
     const n = caps.length

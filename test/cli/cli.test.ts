@@ -1,0 +1,120 @@
+/**
+ * The node as a user runs it: `node dist/main.js --home <dir>` in a child process,
+ * commands typed on stdin, answers read from stdout; stop it, start it again.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+
+const root = path.resolve(import.meta.dirname, "../..")
+const main = path.join(root, "dist/main.js")
+
+interface Running {
+  readonly child: ChildProcessWithoutNullStreams
+  readonly output: () => string
+  readonly waitFor: (pattern: RegExp, ms?: number) => Promise<string>
+  readonly exited: Promise<number | null>
+}
+
+const start = (home: string, extra: ReadonlyArray<string> = [], node = "node"): Running => {
+  const child = spawn(node, [main, "--home", home, ...extra], { cwd: root, env: { ...process.env, PATH: `${path.join(root, "node_modules/.bin")}:${process.env["PATH"]}` } })
+  let out = ""
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()))
+  child.stderr.on("data", (d: Buffer) => (out += d.toString()))
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  const waitFor = (pattern: RegExp, ms = 20_000) =>
+    new Promise<string>((resolve, reject) => {
+      const t0 = Date.now()
+      const poll = () => {
+        const m = pattern.exec(out)
+        if (m !== null) return resolve(m[0])
+        if (Date.now() - t0 > ms) return reject(new Error(`timed out waiting for ${pattern}; output:\n${out}`))
+        setTimeout(poll, 20)
+      }
+      poll()
+    })
+  return { child, output: () => out, waitFor, exited }
+}
+
+const initEcho = JSON.stringify({
+  InitializeProcess: {
+    id: "echo:test:sys",
+    wasm_bytes_handle: "native:echo",
+    wit_version: null,
+    on_exit: "Restart",
+    initial_capabilities: [],
+    public: true
+  }
+})
+
+describe("node dist/main.js", () => {
+  it("boots, answers m through a started echo actor, and keeps it across a restart", async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "kinode-ts-cli-"))
+    try {
+      const first = start(home)
+      const name = (await first.waitFor(/node (\S+) booted/)).split(" ")[1]!
+      await first.waitFor(new RegExp(`${name.replace(/\./g, "\\.")} > `))
+      first.child.stdin.write(`m our@kernel:distro:sys ${initEcho}\n`)
+      await first.waitFor(/"InitializedProcess"/)
+      first.child.stdin.write("m our@kernel:distro:sys {\"RunProcess\":\"echo:test:sys\"}\n")
+      await first.waitFor(/"StartedProcess"/)
+      first.child.stdin.write("m our@echo:test:sys hello from the terminal\n")
+      await first.waitFor(/hello from the terminal$/m)
+      first.child.stdin.write("top\n")
+      await first.waitFor(/echo:test:sys\s+running\s+mailbox\s+0/)
+      first.child.stdin.write("m not-an-address x\n")
+      await first.waitFor(/m: cannot parse "not-an-address": MissingNodeId/)
+      first.child.stdin.end() // Ctrl-D
+      assert.strictEqual(await first.exited, 0)
+
+      const second = start(home)
+      await second.waitFor(new RegExp(`node ${name.replace(/\./g, "\\.")} booted`))
+      second.child.stdin.write("m our@echo:test:sys still here\n")
+      await second.waitFor(/still here$/m)
+      second.child.kill("SIGTERM")
+      await second.exited
+      assert.match(second.output(), /still here/)
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true })
+    }
+  }, 60_000)
+
+  it("--detached runs without a terminal and stops cleanly on SIGTERM", async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "kinode-ts-cli-"))
+    try {
+      const node = start(home, ["--detached"])
+      await node.waitFor(/booted/)
+      node.child.kill("SIGTERM")
+      await node.exited
+      assert.notMatch(node.output(), /Error/)
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true })
+    }
+  }, 30_000)
+
+  it("--help lists the flags; bad flags are explained", async () => {
+    const help = start("x", ["--help"])
+    await help.exited
+    assert.match(help.output(), /--home <dir>/)
+    assert.match(help.output(), /--detached/)
+    const bad = start("x", ["--bogus"])
+    assert.strictEqual(await bad.exited, 2)
+    assert.match(bad.output(), /unknown argument --bogus/)
+  }, 30_000)
+
+  it("started by the system Node (no JSPI) it re-execs with the bundled Node 24", async () => {
+    const systemNode = ["/usr/local/bin/node", "/usr/bin/node"].find((p) => fs.existsSync(p))
+    assert.isDefined(systemNode, "a system node is needed to test the re-exec")
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "kinode-ts-cli-"))
+    try {
+      const node = start(home, [], systemNode!)
+      await node.waitFor(/booted/)
+      node.child.stdin.end()
+      assert.strictEqual(await node.exited, 0)
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true })
+    }
+  }, 30_000)
+})

@@ -35,7 +35,7 @@ const expectOk = (body: Uint8Array, what: string) =>
   new TextDecoder().decode(body).startsWith(`{"Err"`) ? Effect.die(new Error(`${what}: ${new TextDecoder().decode(body)}`)) : Effect.void
 
 /** Sequential round trips: ops/s, p50 and p99 in microseconds. */
-const latencies = (name: string, n: number, once: (i: number) => Effect.Effect<unknown>) =>
+const latencies = <E>(name: string, n: number, once: (i: number) => Effect.Effect<unknown, E>) =>
   Effect.gen(function*() {
     for (let i = 0; i < Math.min(1000, n); i++) yield* once(-1 - i)
     const lat = new Float64Array(n)

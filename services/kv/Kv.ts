@@ -27,6 +27,7 @@ import { Runtime, wantsReply } from "../../src/Runtime.ts"
 import type { Database } from "../lmdb/Lmdb.ts"
 import { Lmdb } from "../lmdb/Lmdb.ts"
 import { capParams, KvFailure, KvRequest } from "./Protocol.ts"
+import { parseBody, plainBytes } from "./Wire.ts"
 import type { KvErrorBody, KvResponse, PackageIdJson } from "./Protocol.ts"
 
 /** What the server sends back for one request. */
@@ -64,6 +65,7 @@ interface Tx {
 }
 
 const ok: KvResponse = "Ok"
+const OK_BYTES = plainBytes(ok)
 
 export class Kv extends Context.Service<Kv, {
   /** Serves one request from `source`; every outcome is a reply body (errors are `{"Err":…}`). */
@@ -113,7 +115,7 @@ export class Kv extends Context.Service<Kv, {
                 { issuer: our, params: capParams("write", p, req.db) }
               ])
             }
-            return { body: Json.toBytes(ok) }
+            return { body: OK_BYTES }
           }
           // RemoveDb: registry entry and every entry go in one durable transaction.
           yield* Effect.tryPromise({
@@ -127,7 +129,7 @@ export class Kv extends Context.Service<Kv, {
             catch: lmdbError("remove db")
           })
           for (const [id, tx] of txs) if (tx.dbKey === dbKey) txs.delete(id)
-          return { body: Json.toBytes(ok) }
+          return { body: OK_BYTES }
         }
 
         const needs = typeof action === "object" && "Get" in action ? "read" : "write"
@@ -150,7 +152,7 @@ export class Kv extends Context.Service<Kv, {
           const value = entries.get(key)
           if (value === undefined) return yield* fail("KeyNotFound")
           return {
-            body: Json.toBytes({ Get: Array.from(action.Get) }),
+            body: plainBytes({ Get: Array.from(action.Get) }),
             blob: { mime: "application/octet-stream", bytes: value }
           }
         }
@@ -169,7 +171,7 @@ export class Kv extends Context.Service<Kv, {
               }),
             catch: lmdbError("commit")
           })
-          return { body: Json.toBytes(ok) }
+          return { body: OK_BYTES }
         }
         const isSet = "Set" in action
         const { key: rawKey, tx_id } = isSet ? action.Set : action.Delete
@@ -184,16 +186,16 @@ export class Kv extends Context.Service<Kv, {
           const tx = txs.get(tx_id)
           if (tx === undefined || tx.dbKey !== dbKey) return yield* fail({ NoTx: tx_id })
           tx.ops.push({ key, value })
-          return { body: Json.toBytes(ok) }
+          return { body: OK_BYTES }
         }
         // Issued now (in arrival order), acknowledged once its commit is synced.
         const written = value === undefined ? entries.remove(key) : entries.put(key, value)
         yield* Effect.tryPromise({ try: () => written, catch: lmdbError(isSet ? "set" : "delete") })
-        return { body: Json.toBytes(ok) }
+        return { body: OK_BYTES }
       })
 
       const handle = (source: Address, body: Uint8Array, blob: LazyLoadBlob | undefined): Effect.Effect<Reply> => {
-        const json = Json.parseBytes(body)
+        const json = parseBody(body)
         if (Result.isFailure(json)) return Effect.succeed(errorReply("MalformedRequest"))
         const req = decodeRequest(json.success)
         if (Result.isFailure(req)) return Effect.succeed(errorReply("MalformedRequest"))

@@ -2,3 +2,4 @@
 export { Kv, MAX_LMDB_KEY, MAX_OPEN_TXS } from "./Kv.ts"
 export type { Reply } from "./Kv.ts"
 export * from "./Protocol.ts"
+export { parseBody, plainBytes } from "./Wire.ts"

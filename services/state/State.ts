@@ -22,6 +22,7 @@ import { response } from "../../src/Message.ts"
 import { Runtime, wantsReply } from "../../src/Runtime.ts"
 import type { Database } from "../lmdb/Lmdb.ts"
 import { Lmdb } from "../lmdb/Lmdb.ts"
+import { parseBody } from "../kv/index.ts"
 import { StateAction, StateFailure } from "./Protocol.ts"
 import type { StateErrorBody, StateResponse } from "./Protocol.ts"
 
@@ -34,7 +35,10 @@ const MAX_IN_FLIGHT = 4096
 const decodeAction = Schema.decodeUnknownResult(StateAction, { onExcessProperty: "error" })
 const fail = (error: StateErrorBody) => Effect.fail(new StateFailure({ error }))
 const errorReply = (error: StateErrorBody): Reply => ({ body: Json.toBytes({ Err: error }) })
-const okReply = (r: StateResponse, blob?: LazyLoadBlob): Reply => ({ body: Json.toBytes(r), blob })
+const replyBytes = new Map<StateResponse, Uint8Array>(
+  (["GetState", "SetState", "DeleteState", "Backup"] as const).map((r) => [r, Json.toBytes(r)])
+)
+const okReply = (r: StateResponse, blob?: LazyLoadBlob): Reply => ({ body: replyBytes.get(r) ?? Json.toBytes(r), blob })
 const message = (cause: unknown) => cause instanceof Error ? cause.message : String(cause)
 
 export class State extends Context.Service<State, {
@@ -100,7 +104,7 @@ export class State extends Context.Service<State, {
       })
 
       const handle = (source: Address, body: Uint8Array, blob: LazyLoadBlob | undefined): Effect.Effect<Reply> => {
-        const json = Json.parseBytes(body)
+        const json = parseBody(body)
         if (Result.isFailure(json)) return Effect.succeed(errorReply({ BadJson: { error: json.failure.reason } }))
         const action = decodeAction(json.success)
         if (Result.isFailure(action)) return Effect.succeed(errorReply({ BadJson: { error: action.failure.message } }))

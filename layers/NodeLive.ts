@@ -7,13 +7,14 @@ import * as fs from "node:fs"
 import { Home } from "../src/Home.ts"
 import { KernelConfig } from "../src/Kernel.ts"
 import { NodeKey } from "../src/NodeKey.ts"
-import { nativeOnlyLoader } from "../src/ProgramLoader.ts"
 import { NodeKeyFile } from "../services/identity/NodeKeyFile.ts"
 import { KernelStoreLmdb } from "../services/kernel-store/KernelStoreLmdb.ts"
 import { Lmdb } from "../services/lmdb/Lmdb.ts"
 import { NetOffline } from "../services/net/NetOffline.ts"
 import { TerminalPrintout } from "../services/terminal/TerminalPrintout.ts"
 import { KernelLive } from "./Kernel.ts"
+import { ProgramLoaderLive } from "./ProgramLoaderLive.ts"
+import { StorageLive } from "./Storage.ts"
 import { BuiltinPrograms } from "./NativePrograms.ts"
 
 export interface NodeOptions {
@@ -40,12 +41,12 @@ export const HomeDir = (dir: string) =>
 
 export const NodeLive = (options: NodeOptions) => {
   const config = options.name === undefined ? nodeName : KernelConfig.layer(options.name)
-  return NetOffline.pipe(
+  return Layer.mergeAll(NetOffline, StorageLive).pipe(
     Layer.provideMerge(KernelLive),
-    Layer.provide(nativeOnlyLoader),
+    Layer.provide(ProgramLoaderLive),
     Layer.provide(BuiltinPrograms),
     Layer.provide(KernelStoreLmdb),
-    Layer.provide(Lmdb.layer),
+    Layer.provideMerge(Lmdb.layer),
     Layer.provideMerge(config),
     Layer.provideMerge(NodeKeyFile),
     Layer.provideMerge(TerminalPrintout(options.verbosity)),

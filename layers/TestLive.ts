@@ -10,12 +10,13 @@ import { Home } from "../src/Home.ts"
 import { KernelConfig } from "../src/Kernel.ts"
 import type { NativeProgram } from "../src/ProcessApi.ts"
 import { Printout } from "../src/Printout.ts"
-import { NativePrograms, nativeOnlyLoader } from "../src/ProgramLoader.ts"
+import { NativePrograms } from "../src/ProgramLoader.ts"
 import { NodeKeyEphemeral } from "../services/identity/NodeKeyFile.ts"
 import { KernelStoreLmdb } from "../services/kernel-store/KernelStoreLmdb.ts"
 import { Lmdb } from "../services/lmdb/Lmdb.ts"
 import { NetOffline } from "../services/net/NetOffline.ts"
 import { KernelLive } from "./Kernel.ts"
+import { ProgramLoaderLive } from "./ProgramLoaderLive.ts"
 import { echo } from "./NativePrograms.ts"
 
 /** A temp dir removed when the scope closes. */
@@ -41,7 +42,7 @@ export const testKernel = (options: TestNodeOptions = {}) => {
   const home = options.home === undefined ? TempHome : Layer.succeed(Home, { path: options.home })
   const layer = NetOffline.pipe(
     Layer.provideMerge(KernelLive),
-    Layer.provide(nativeOnlyLoader),
+    Layer.provide(ProgramLoaderLive),
     Layer.provide(NativePrograms.make({ echo, ...options.programs })),
     Layer.provide(KernelStoreLmdb),
     Layer.provide(Lmdb.layer),

@@ -3,7 +3,6 @@ import { Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { Kernel, messagingCap } from "../../src/Kernel.ts"
 import { bodyText, MAX_MESSAGE_BYTES, request, response, text } from "../../src/Message.ts"
-import type { NativeProgram } from "../../src/ProcessApi.ts"
 import { SendRefused } from "../../src/ProcessApi.ts"
 import { testKernel } from "../../layers/TestLive.ts"
 import { address } from "../../src/Ids.ts"
@@ -70,9 +69,6 @@ describe("router", () => {
 
   it.effect("an expects-response timeout arrives as SendError timeout with context and blob", () =>
     withKernel(Effect.gen(function*() {
-      const silent: NativeProgram = (api) => Effect.forever(api.receiveEffect)
-      const k = yield* Kernel
-      void k
       yield* startNative("silent:test:sys", "silent")
       const api = yield* driver("d:test:sys", ["silent:test:sys"])
       api.sendRequest(at("silent:test:sys"), request({ body: text("q"), expectsResponse: 3n }), new Uint8Array([1]), { mime: "x/y", bytes: new Uint8Array([9]) })

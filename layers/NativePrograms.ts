@@ -4,6 +4,7 @@
  */
 import { Effect } from "effect"
 import { type Received, response } from "../src/Message.ts"
+import { inBatch } from "../src/Mailbox.ts"
 import type { NativeProgram } from "../src/ProcessApi.ts"
 import { NativePrograms } from "../src/ProgramLoader.ts"
 
@@ -15,9 +16,10 @@ export const echo: NativeProgram = (api) => {
   }
   // Wait for one item, then answer everything already waiting without re-entering Effect.
   return Effect.forever(
-    Effect.map(api.receiveEffect, (first) => {
-      for (let item: Received | undefined = first; item !== undefined; item = api.tryReceive()) answer(item)
-    })
+    Effect.map(api.receiveEffect, (first) =>
+      inBatch(() => {
+        for (let item: Received | undefined = first; item !== undefined; item = api.tryReceive()) answer(item)
+      }))
   )
 }
 

@@ -14,6 +14,30 @@ import { Effect } from "effect"
 
 export const DEFAULT_MAILBOX_CAPACITY = 1024
 
+/*
+ * Wakes are immediate (the cheapest hand-off for one message in flight), except while
+ * a consumer drains a batch: then the wakes it causes wait until the batch is done, so
+ * the woken consumers in turn find many items instead of being re-entered per item.
+ * This is scheduling state of the one JS thread, not data, hence module-level.
+ */
+let batchDepth = 0
+let deferredWakes: Array<() => void> = []
+
+/** Runs `f` (a consumer handling a batch), holding back the wakes it causes until it returns. */
+export const inBatch = <A>(f: () => A): A => {
+  batchDepth++
+  try {
+    return f()
+  } finally {
+    batchDepth--
+    if (batchDepth === 0 && deferredWakes.length > 0) {
+      const wakes = deferredWakes
+      deferredWakes = []
+      for (const w of wakes) w()
+    }
+  }
+}
+
 export class Mailbox<A> {
   private items: Array<A> = []
   private head = 0
@@ -52,7 +76,8 @@ export class Mailbox<A> {
     const w = this.waiter
     if (w !== undefined) {
       this.waiter = undefined
-      w()
+      if (batchDepth > 0) deferredWakes.push(w)
+      else w()
     }
   }
 

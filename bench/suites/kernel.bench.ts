@@ -8,6 +8,7 @@ import { Effect, Fiber, Layer, Queue } from "effect"
 import { testKernel } from "../../layers/TestLive.ts"
 import { address, parseProcessId } from "../../src/Ids.ts"
 import { Kernel, messagingCap } from "../../src/Kernel.ts"
+import { inBatch } from "../../src/Mailbox.ts"
 import { type Received, request } from "../../src/Message.ts"
 import { percentile, type Row } from "../Row.ts"
 
@@ -71,13 +72,15 @@ const routed = Effect.gen(function*() {
   // Drain in batches: wait for one reply, then take every reply already waiting.
   while (received < PIPELINED) {
     const first = yield* api.receiveEffect
-    for (let item: Received | undefined = first; item !== undefined; item = api.tryReceive()) {
-      received++
-      if (sent < PIPELINED) {
-        api.sendRequest(target, req, undefined, undefined)
-        sent++
+    inBatch(() => {
+      for (let item: Received | undefined = first; item !== undefined; item = api.tryReceive()) {
+        received++
+        if (sent < PIPELINED) {
+          api.sendRequest(target, req, undefined, undefined)
+          sent++
+        }
       }
-    }
+    })
   }
   const dt1 = performance.now() - t1
   return {

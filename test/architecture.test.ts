@@ -1,0 +1,71 @@
+/**
+ * The dependency rule of style.md, checked on every import line: imports point down.
+ * - src/ (the kernel) sees only effect, jco (Wasm host), and src/ itself: the outside
+ *   world arrives through ports it declares, never node:*, services/ or layers/.
+ * - services/<x>/ sees src/ (not src/internal), its own folder, node and storage
+ *   libraries, and other services only through their index.ts (lmdb is shared infra).
+ * - nothing but test/, bench/ and layers/ imports layers/.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as fs from "node:fs"
+import * as path from "node:path"
+
+const root = path.resolve(import.meta.dirname, "..")
+
+const files = (dir: string): Array<string> =>
+  fs.readdirSync(path.join(root, dir), { withFileTypes: true }).flatMap((e) => {
+    const rel = path.join(dir, e.name)
+    if (e.isDirectory()) return files(rel)
+    return e.name.endsWith(".ts") ? [rel] : []
+  })
+
+const importsOf = (file: string): Array<string> => {
+  const text = fs.readFileSync(path.join(root, file), "utf8")
+  return Array.from(text.matchAll(/(?:^|\n)\s*(?:import|export)[^"';]*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g), (m) => m[1] ?? m[2]!)
+}
+
+const resolved = (file: string, spec: string) => path.normalize(path.join(path.dirname(file), spec))
+
+describe("dependency rule", () => {
+  it("src/ imports only effect, jco and src/", () => {
+    const bad: Array<string> = []
+    for (const f of files("src")) {
+      for (const spec of importsOf(f)) {
+        if (spec.startsWith(".")) {
+          if (!resolved(f, spec).startsWith("src/")) bad.push(`${f} -> ${spec}`)
+        } else if (!(spec === "effect" || spec.startsWith("effect/") || spec.startsWith("@bytecodealliance/"))) {
+          bad.push(`${f} -> ${spec}`)
+        }
+      }
+    }
+    assert.deepStrictEqual(bad, [])
+  })
+
+  it("services/ import src/ publicly and other services only through index.ts", () => {
+    const bad: Array<string> = []
+    for (const f of files("services")) {
+      const own = f.split(path.sep).slice(0, 2).join("/")
+      for (const spec of importsOf(f)) {
+        if (!spec.startsWith(".")) continue
+        const target = resolved(f, spec)
+        if (target.startsWith("layers/") || target.startsWith("test/")) bad.push(`${f} -> ${spec}`)
+        else if (target.startsWith("src/internal/")) bad.push(`${f} -> ${spec}`)
+        else if (target.startsWith("services/") && !target.startsWith(`${own}/`)) {
+          const other = target.split("/")[1]
+          if (other !== "lmdb" && !target.endsWith("/index.ts")) bad.push(`${f} -> ${spec}`)
+        }
+      }
+    }
+    assert.deepStrictEqual(bad, [])
+  })
+
+  it("only layers/, test/ and bench/ import layers/", () => {
+    const bad: Array<string> = []
+    for (const dir of ["src", "services"]) {
+      for (const f of files(dir)) {
+        for (const spec of importsOf(f)) if (spec.startsWith(".") && resolved(f, spec).startsWith("layers/")) bad.push(`${f} -> ${spec}`)
+      }
+    }
+    assert.deepStrictEqual(bad, [])
+  })
+})

@@ -1,11 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { Effect, Fiber, Result, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import { Kernel, messagingCap } from "../../src/Kernel.ts"
-import { bodyText, MAX_MESSAGE_BYTES, request, response, text } from "../../src/Message.ts"
+import { bodyText, MAX_MESSAGE_BYTES, request, text } from "../../src/Message.ts"
 import { SendRefused } from "../../src/ProcessApi.ts"
 import { testKernel } from "../../layers/TestLive.ts"
 import { address } from "../../src/Ids.ts"
+import * as Json from "../../src/Json.ts"
+import { onExitFromJson, OnExitJson, onExitToJson } from "../../src/KernelCommand.ts"
 import { ask, at, driver, startNative } from "./helpers.ts"
 
 const withKernel = <A, E>(effect: Effect.Effect<A, E, any>, options: Parameters<typeof testKernel>[0] = {}) =>
@@ -172,11 +174,12 @@ describe("router", () => {
       assert.strictEqual(got._tag, "SendError")
     })))
 
-  it.effect("u64 message ids survive JSON exactly", () =>
-    Effect.sync(() => {
-      const id = 18446744073709551557n
-      const text2 = JSON.stringify({ id: Number(id) })
-      assert.notStrictEqual(text2, `{"id":${id}}`)
-    }))
+  it("u64s inside kernel JSON (on-exit requests) survive a round trip exactly", () => {
+    const big = 18446744073709551557n
+    const text1 = `{"Requests":[["a.os@p:q:r",{"inherit":false,"expects_response":${big},"body":[1,2],"metadata":null,"capabilities":[]},null]]}`
+    const decoded = Schema.decodeUnknownSync(OnExitJson)(Result.getOrThrow(Json.parse(text1)))
+    const onExit = onExitFromJson(decoded)
+    assert.strictEqual(onExit._tag === "Requests" ? onExit.requests[0]!.request.expectsResponse : 0n, big)
+    assert.strictEqual(Json.stringify(onExitToJson(onExit)), text1)
+  })
 })
-void response

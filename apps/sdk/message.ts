@@ -1,0 +1,101 @@
+/**
+ * Messages: builders for requests and responses, and the receive loop helpers.
+ * Bodies are bytes on the wire; `json`/`text` helpers cover the usual encodings.
+ */
+import * as wit from "kinode:process/standard@1.0.0"
+import type { Address, Capability, LazyLoadBlob, Message, Request, Response } from "kinode:process/standard@1.0.0"
+import { BadBody, payloadOf, SendFailed } from "./errors.ts"
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+export type Body = Uint8Array | string | { readonly json: unknown }
+
+/** Bytes as given; a string as UTF-8; `{ json }` as JSON text. */
+export const toBytes = (body: Body): Uint8Array =>
+  body instanceof Uint8Array ? body : typeof body === "string" ? encoder.encode(body) : encoder.encode(JSON.stringify(body.json))
+
+export const text = (bytes: Uint8Array): string => decoder.decode(bytes)
+
+/** Parses a JSON body; throws `BadBody`. */
+export const json = <T = unknown>(bytes: Uint8Array): T => {
+  const s = decoder.decode(bytes)
+  try {
+    return JSON.parse(s) as T
+  } catch (e) {
+    throw new BadBody(s, e instanceof Error ? e.message : String(e))
+  }
+}
+
+export interface RequestOptions {
+  /** Seconds to wait for a response; absent = fire-and-forget. */
+  readonly timeout?: number
+  readonly inherit?: boolean
+  readonly metadata?: string
+  readonly capabilities?: Array<Capability>
+}
+
+export const request = (body: Body, options: RequestOptions = {}): Request => ({
+  inherit: options.inherit ?? false,
+  expectsResponse: options.timeout === undefined ? undefined : BigInt(options.timeout),
+  body: toBytes(body),
+  metadata: options.metadata,
+  capabilities: options.capabilities ?? []
+})
+
+export const response = (body: Body, options: { metadata?: string; capabilities?: Array<Capability> } = {}): Response => ({
+  inherit: false,
+  body: toBytes(body),
+  metadata: options.metadata,
+  capabilities: options.capabilities ?? []
+})
+
+const blobOf = (bytes: Uint8Array | undefined, mime?: string): LazyLoadBlob | undefined =>
+  bytes === undefined ? undefined : { mime, bytes }
+
+/** What `awaitMessage` yields: a request, a response (with its context), or a failed send of ours. */
+export type Incoming =
+  | { readonly kind: "request"; readonly source: Address; readonly request: Request }
+  | { readonly kind: "response"; readonly source: Address; readonly response: Response; readonly context: Uint8Array | undefined }
+  | { readonly kind: "error"; readonly error: SendFailed }
+
+/** Blocks until the next message (the Wasm stack suspends; other processes run). */
+export const awaitMessage = (): Incoming => {
+  try {
+    const [source, message] = wit.receive()
+    return message.tag === "request"
+      ? { kind: "request", source, request: message.val }
+      : { kind: "response", source, response: message.val[0], context: message.val[1] }
+  } catch (e) {
+    const [err, context] = payloadOf(e) as [wit.SendError, Uint8Array | undefined]
+    return { kind: "error", error: new SendFailed(err.kind, err.target, err.message, context) }
+  }
+}
+
+/** Answers the request being handled. */
+export const respond = (body: Body, blob?: Uint8Array) => wit.sendResponse(response(body), blobOf(blob))
+
+export const send = (target: Address, body: Body, options: RequestOptions & { context?: Uint8Array; blob?: Uint8Array } = {}) =>
+  wit.sendRequest(target, request(body, options), options.context, blobOf(options.blob))
+
+/** Sends and waits for the answer (default 5 s); throws `SendFailed`. */
+export const call = (target: Address, body: Body, options: RequestOptions & { blob?: Uint8Array } = {}): { source: Address; response: Response } => {
+  try {
+    const [source, message] = wit.sendAndAwaitResponse(target, request(body, { timeout: 5, ...options }), blobOf(options.blob))
+    if (message.tag !== "response") throw new Error("send-and-await-response returned a request")
+    return { source, response: message.val[0] }
+  } catch (e) {
+    const p = payloadOf(e)
+    if (typeof p === "object" && p !== null && "kind" in p) {
+      const err = p as wit.SendError
+      throw new SendFailed(err.kind, err.target, err.message, undefined)
+    }
+    throw e
+  }
+}
+
+/** `call` with a JSON answer. */
+export const callJson = <T = unknown>(target: Address, body: Body, options: RequestOptions = {}): T =>
+  json<T>(call(target, body, options).response.body)
+
+export type { Message }

@@ -43,7 +43,15 @@ export class Mailbox<A> {
   private head = 0
   private waiter: (() => void) | undefined = undefined
   private closed = false
+  /** Items the owner took out but set aside (send-and-await-response); they still count. */
+  private held = 0
   readonly capacity: number
+  /**
+   * Whether the owner awaits a response with this id. Such responses always get in:
+   * each outstanding request resolves once, so they are bounded by the owner's own
+   * requests, and refusing one would strand a requester that is waiting for it.
+   */
+  awaitsResponse: ((id: bigint) => boolean) | undefined = undefined
 
   constructor(capacity: number = DEFAULT_MAILBOX_CAPACITY) {
     this.capacity = capacity
@@ -59,9 +67,14 @@ export class Mailbox<A> {
 
   /** Adds an item unless the mailbox is full or closed; false means refused. */
   offer(item: A): boolean {
-    if (this.closed || this.items.length - this.head >= this.capacity) return false
+    if (this.closed || this.items.length - this.head + this.held >= this.capacity) return false
     this.push(item)
     return true
+  }
+
+  /** Counts `n` items the owner set aside (negative: released) against the bound. */
+  hold(n: number): void {
+    this.held += n
   }
 
   /** Adds a kernel-made item regardless of the bound (see the module comment). */

@@ -100,6 +100,7 @@ export class ProcessHost implements ProcessApi {
     this.grants = options.grants
     this.kernel = options.kernel
     this.refusalMode = options.refusalMode
+    this.mailbox.awaitsResponse = (id) => this.contexts.has(id)
   }
 
   get mailboxDepth(): number {
@@ -176,7 +177,15 @@ export class ProcessHost implements ProcessApi {
   }
 
   private nextDelivery(): Delivery | undefined {
-    return this.setAside.length > 0 ? this.setAside.shift() : this.mailbox.poll()
+    if (this.setAside.length === 0) return this.mailbox.poll()
+    this.mailbox.hold(-1)
+    return this.setAside.shift()
+  }
+
+  /** Keeps an item for a later `receive`; it still counts against the mailbox bound. */
+  private putAside(d: Delivery): void {
+    this.mailbox.hold(1)
+    this.setAside.push(d)
   }
 
   tryReceive = (): Received | undefined => {
@@ -369,6 +378,7 @@ export class ProcessHost implements ProcessApi {
       const d = this.setAside[i]!
       if (d.id === id && (isFailedSend(d) || d.message._tag === "Response")) {
         this.setAside.splice(i, 1)
+        this.mailbox.hold(-1)
         return this.resolveAwaited(d)
       }
     }
@@ -381,9 +391,9 @@ export class ProcessHost implements ProcessApi {
         const r = this.resolveAwaited(d)
         if (r !== undefined) return r
       } else if (isFailedSend(d) || d.message._tag === "Response") {
-        if (this.contexts.has(d.id)) this.setAside.push(d)
+        if (this.contexts.has(d.id)) this.putAside(d)
       } else {
-        this.setAside.push(d)
+        this.putAside(d)
       }
       d = this.mailbox.poll()
     }

@@ -124,8 +124,12 @@ export class RouterCore {
         return "CapabilityDenied"
       }
     }
-    if (target.mailbox.isClosed) return "NotRunning"
-    return target.mailbox.offer(km) ? undefined : "MailboxFull"
+    const mailbox = target.mailbox
+    if (mailbox.isClosed) return "NotRunning"
+    const accepted = km.message._tag === "Response" && mailbox.awaitsResponse?.(km.id) === true
+      ? mailbox.offerInternal(km)
+      : mailbox.offer(km)
+    return accepted ? undefined : "MailboxFull"
   }
 
   /** Hands a failure of `to`'s request `id` back to it (a timer, or `net` giving up). */

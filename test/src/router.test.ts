@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Result, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import { Kernel, messagingCap } from "../../src/Kernel.ts"
-import { bodyText, MAX_MESSAGE_BYTES, request, text } from "../../src/Message.ts"
+import { bodyText, MAX_MESSAGE_BYTES, request, response, text } from "../../src/Message.ts"
 import { SendRefused } from "../../src/ProcessApi.ts"
 import { testKernel } from "../../layers/TestLive.ts"
 import { address } from "../../src/Ids.ts"
@@ -173,6 +173,38 @@ describe("router", () => {
       const got = yield* Fiber.join(fiber)
       assert.strictEqual(got._tag, "SendError")
     })))
+
+  it.effect("send-and-await keeps other arrivals for later, in order, counted against the bound", () =>
+    withKernel(Effect.gen(function*() {
+      yield* startNative("slow:test:sys", "slow", { public: true })
+      const api = yield* driver("d:test:sys", [], true)
+      const other = yield* driver("o:test:sys", [])
+      const fiber = yield* Effect.forkChild(api.sendAndAwaitEffect(at("slow:test:sys"), request({ body: text("q"), expectsResponse: 10n })))
+      yield* Effect.repeat(Effect.yieldNow, { times: 20 })
+      // 7 arrivals while d waits; with capacity 8 the 8th and 9th are refused.
+      const outcomes = Array.from({ length: 9 }, (_, i) =>
+        other.sendRequest(at("d:test:sys"), request({ body: text(`m${i}`) }), undefined, undefined)?.reason)
+      yield* Effect.repeat(Effect.yieldNow, { times: 20 })
+      const more = other.sendRequest(at("d:test:sys"), request({ body: text("late") }), undefined, undefined)?.reason
+      yield* TestClock.adjust("1 second")
+      const r = yield* Fiber.join(fiber)
+      assert.isTrue("source" in r && bodyText(r.message) === "q")
+      assert.deepStrictEqual(outcomes.filter((o) => o === undefined).length, 8)
+      assert.strictEqual(more, "MailboxFull")
+      for (let i = 0; i < 8; i++) {
+        const m = yield* api.receiveEffect
+        assert.strictEqual(m._tag === "Message" ? bodyText(m.message) : "", `m${i}`)
+      }
+    }), {
+      mailboxCapacity: 8,
+      programs: {
+        // answers after a second, so the requester is still waiting when others arrive
+        slow: (api) => Effect.forever(Effect.flatMap(api.receiveEffect, (item) =>
+          Effect.sleep("1 second").pipe(Effect.andThen(Effect.sync(() => {
+            if (item._tag === "Message") api.sendResponse(response({ body: item.message.body }), undefined)
+          })))))
+      }
+    }))
 
   it("u64s inside kernel JSON (on-exit requests) survive a round trip exactly", () => {
     const big = 18446744073709551557n

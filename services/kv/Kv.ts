@@ -9,9 +9,13 @@
  * in one durable transaction together with its registry entry. The prefix cannot
  * collide: package ids are kimap-safe (no `/` or NUL) and db names exclude `/` and NUL.
  *
- * Durability: a write is acknowledged only after its LMDB promise resolved (the commit
- * was synced); concurrent writers share one commit (group commit), so the server issues
- * each request's put synchronously in arrival order and awaits the commits concurrently.
+ * Serving: each request is first *decided* synchronously (decode, cap check, read, or
+ * the write to make). Plain `Set`/`Delete`s of one mailbox batch are then written in
+ * one LMDB batch and all acknowledged once that commit is synced (group commit: one
+ * fsync for the batch, and one promise instead of one per write). Rare requests that
+ * must wait on their own (`Open`, `RemoveDb`, `Commit`) run in line. A process's
+ * requests are answered in order, and a request never runs before the process's own
+ * earlier writes are committed, so it always reads its own acknowledged writes.
  *
  * Deliberate departures from Kinode 1.0 ([quirk]s of kinode-semantics §6.3):
  * - `RemoveDb` removes the database for good; later requests answer `NoDb` until `Open`.
@@ -21,14 +25,14 @@ import { Context, Effect, Layer, Result, Schema } from "effect"
 import { randomBytes } from "node:crypto"
 import { Address, KERNEL, pid } from "../../src/Ids.ts"
 import * as Json from "../../src/Json.ts"
-import type { LazyLoadBlob } from "../../src/Message.ts"
+import type { KernelMessage, LazyLoadBlob } from "../../src/Message.ts"
 import { response } from "../../src/Message.ts"
 import { Runtime, wantsReply } from "../../src/Runtime.ts"
 import type { Database } from "../lmdb/Lmdb.ts"
 import { Lmdb } from "../lmdb/Lmdb.ts"
-import { capParams, KvFailure, KvRequest } from "./Protocol.ts"
-import { parseBody, plainBytes } from "./Wire.ts"
+import { capParams, KvRequest } from "./Protocol.ts"
 import type { KvErrorBody, KvResponse, PackageIdJson } from "./Protocol.ts"
+import { parseBody, plainBytes } from "./Wire.ts"
 
 /** What the server sends back for one request. */
 export interface Reply {
@@ -36,19 +40,27 @@ export interface Reply {
   readonly blob?: LazyLoadBlob | undefined
 }
 
+/**
+ * A request decided without waiting: answered now, a durable write to batch (answered
+ * `"Ok"` once committed), or work that must wait on its own.
+ */
+export type Decision =
+  | { readonly _tag: "Reply"; readonly reply: Reply }
+  /** A read, run when it is this process's turn (after its own writes committed). */
+  | { readonly _tag: "Read"; readonly read: () => Reply }
+  | { readonly _tag: "Write"; readonly apply: () => void }
+  | { readonly _tag: "Wait"; readonly effect: Effect.Effect<Reply> }
+
 /** LMDB's largest key (lmdb-js default page size); longer keys are refused up front. */
 export const MAX_LMDB_KEY = 1978
 /** Open transactions across all databases; beyond it `BeginTx` is refused, not buffered forever. */
 export const MAX_OPEN_TXS = 10_000
-/** Requests being served at once; the mailbox holds the rest (backpressure). */
-const MAX_IN_FLIGHT = 4096
 
 const kimapName = /^[a-z0-9-]+$/
 const kimapNode = /^[a-z0-9.-]+$/
 
-const fail = (error: KvErrorBody) => Effect.fail(new KvFailure({ error }))
-const malformed = fail("MalformedRequest")
-const decodeRequest = Schema.decodeUnknownResult(KvRequest, { onExcessProperty: "error" })
+/** Unknown object keys are ignored, as serde does for structs. */
+const decodeRequest = Schema.decodeUnknownResult(KvRequest)
 
 /** A db name is a single path component in Kinode; refuse anything that is not. */
 export const validDbName = (db: string): boolean =>
@@ -64,11 +76,20 @@ interface Tx {
   readonly ops: Array<{ readonly key: Buffer; readonly value: Buffer | undefined }>
 }
 
-const ok: KvResponse = "Ok"
-const OK_BYTES = plainBytes(ok)
+const OK_BYTES = plainBytes("Ok" satisfies KvResponse)
+const OK: Reply = { body: OK_BYTES }
+const errorReply = (error: KvErrorBody): Reply => ({ body: Json.toBytes({ Err: error }) })
+const MALFORMED = errorReply("MalformedRequest")
+const reply = (r: Reply): Decision => ({ _tag: "Reply", reply: r })
+const refuse = (error: KvErrorBody): Decision => reply(errorReply(error))
+const message = (cause: unknown) => cause instanceof Error ? cause.message : String(cause)
 
 export class Kv extends Context.Service<Kv, {
-  /** Serves one request from `source`; every outcome is a reply body (errors are `{"Err":…}`). */
+  /** Decides one request from `source` without waiting (see `Decision`). */
+  readonly decide: (source: Address, body: Uint8Array, blob: LazyLoadBlob | undefined) => Decision
+  /** Writes decided `Write`s in one LMDB batch; resolves once committed and synced. */
+  readonly commitWrites: (writes: ReadonlyArray<() => void>) => Promise<boolean>
+  /** Serves one request completely; every outcome is a reply body (errors are `{"Err":…}`). */
   readonly handle: (source: Address, body: Uint8Array, blob: LazyLoadBlob | undefined) => Effect.Effect<Reply>
 }>()("services/kv/Kv") {
   /** The handler over the node's LMDB and the kernel's capability store. */
@@ -82,128 +103,182 @@ export class Kv extends Context.Service<Kv, {
       const our = new Address({ node: runtime.node, process: pid("kv:distro:sys") }, { disableChecks: true })
       const txs = new Map<bigint, Tx>()
 
-      const dbKeyOf = (p: PackageIdJson, db: string) => `${p.package_name}:${p.publisher_node}/${db}`
-      const prefixOf = (dbKey: string) => Buffer.concat([Buffer.from(dbKey), Buffer.from([0])])
+      // The registry is small and read on every request: mirrored in memory, written through.
+      const existing = new Set<string>()
+      for (const { key, value } of registry.getRange()) if (value === true) existing.add(String(key))
+      // Per-db strings and prefixes, built once (bounded: dropped wholesale when large).
+      const perDb = new Map<string, { readonly prefix: Buffer; readonly read: string; readonly write: string }>()
+      const dbInfo = (p: PackageIdJson, db: string, dbKey: string) => {
+        let info = perDb.get(dbKey)
+        if (info === undefined) {
+          if (perDb.size >= 10_000) perDb.clear()
+          info = {
+            prefix: Buffer.concat([Buffer.from(dbKey), Buffer.from([0])]),
+            read: capParams("read", p, db),
+            write: capParams("write", p, db)
+          }
+          perDb.set(dbKey, info)
+        }
+        return info
+      }
       const entryKey = (prefix: Buffer, key: Uint8Array) =>
         key.byteLength + prefix.byteLength > MAX_LMDB_KEY ? undefined : Buffer.concat([prefix, key])
+      const rocks = (action: string, cause: unknown) => errorReply({ RocksDBError: `${action}: ${message(cause)}` })
 
-      const lmdbError = (action: string) => (cause: unknown) =>
-        new KvFailure({ error: { RocksDBError: `${action}: ${cause instanceof Error ? cause.message : String(cause)}` } })
 
-      const has = (source: Address, kind: "read" | "write", p: PackageIdJson, db: string) =>
-        runtime.hasCapability(source.process, { issuer: our, params: capParams(kind, p, db) })
+      const commitWrites = (writes: ReadonlyArray<() => void>) =>
+        entries.batch(() => {
+          for (const apply of writes) apply()
+        })
 
-      const serve = Effect.fnUntraced(function*(source: Address, req: KvRequest, blob: LazyLoadBlob | undefined) {
+      const open = (source: Address, isKernel: boolean, p: PackageIdJson, db: string, dbKey: string) =>
+        Effect.gen(function*() {
+          if (!existing.has(dbKey)) {
+            const stored = yield* Effect.tryPromise(() => registry.put(dbKey, true)).pipe(Effect.result)
+            if (Result.isFailure(stored)) return rocks("open", stored.failure.cause)
+            existing.add(dbKey)
+          }
+          if (!isKernel) {
+            yield* runtime.grantCapabilities(source.process, [
+              { issuer: our, params: capParams("read", p, db) },
+              { issuer: our, params: capParams("write", p, db) }
+            ])
+          }
+          return OK
+        })
+
+      /** RemoveDb: registry entry and every entry go in one durable transaction. */
+      const removeDb = (dbKey: string, prefix: Buffer) =>
+        Effect.tryPromise(() =>
+          entries.transaction(() => {
+            const end = Buffer.concat([prefix.subarray(0, -1), Buffer.from([1])])
+            for (const key of entries.getKeys({ start: prefix, end })) entries.remove(key)
+            registry.remove(dbKey)
+          })
+        ).pipe(
+          Effect.map(() => {
+            existing.delete(dbKey)
+            for (const [id, tx] of txs) if (tx.dbKey === dbKey) txs.delete(id)
+            return OK
+          }),
+          Effect.catch((e) => Effect.succeed(rocks("remove db", e.cause)))
+        )
+
+      const commitTx = (tx: Tx) =>
+        Effect.tryPromise(() =>
+          entries.transaction(() => {
+            for (const op of tx.ops) {
+              if (op.value === undefined) entries.remove(op.key)
+              else entries.put(op.key, op.value)
+            }
+          })
+        ).pipe(
+          Effect.as(OK),
+          Effect.catch((e) => Effect.succeed(rocks("commit", e.cause)))
+        )
+
+      const decideRequest = (source: Address, req: KvRequest, blob: LazyLoadBlob | undefined): Decision => {
         const p = req.package_id
-        if (!validPackage(p) || !validDbName(req.db)) return yield* malformed
+        if (!validPackage(p) || !validDbName(req.db)) return reply(MALFORMED)
         const isKernel = source.process.toString() === KERNEL
         const action = req.action
-        const dbKey = dbKeyOf(p, req.db)
-        const prefix = prefixOf(dbKey)
-        const samePackage = source.process.packageName === p.package_name &&
-          source.process.publisherNode === p.publisher_node
+        const dbKey = `${p.package_name}:${p.publisher_node}/${req.db}`
+        const info = dbInfo(p, req.db, dbKey)
+        const prefix = info.prefix
 
         if (action === "Open" || action === "RemoveDb") {
-          if (!isKernel && !samePackage) return yield* fail("MismatchingPackageId")
-          if (action === "Open") {
-            if (registry.get(dbKey) !== true) {
-              yield* Effect.tryPromise({ try: () => registry.put(dbKey, true), catch: lmdbError("open") })
-            }
-            if (!isKernel) {
-              yield* runtime.grantCapabilities(source.process, [
-                { issuer: our, params: capParams("read", p, req.db) },
-                { issuer: our, params: capParams("write", p, req.db) }
-              ])
-            }
-            return { body: OK_BYTES }
+          const samePackage = source.process.packageName === p.package_name &&
+            source.process.publisherNode === p.publisher_node
+          if (!isKernel && !samePackage) return refuse("MismatchingPackageId")
+          return {
+            _tag: "Wait",
+            effect: action === "Open" ? open(source, isKernel, p, req.db, dbKey) : removeDb(dbKey, prefix)
           }
-          // RemoveDb: registry entry and every entry go in one durable transaction.
-          yield* Effect.tryPromise({
-            try: () =>
-              entries.transaction(() => {
-                for (const key of entries.getKeys({ start: prefix, end: Buffer.concat([prefix.subarray(0, -1), Buffer.from([1])]) })) {
-                  entries.remove(key)
-                }
-                registry.remove(dbKey)
-              }),
-            catch: lmdbError("remove db")
-          })
-          for (const [id, tx] of txs) if (tx.dbKey === dbKey) txs.delete(id)
-          return { body: OK_BYTES }
         }
 
         const needs = typeof action === "object" && "Get" in action ? "read" : "write"
-        if (!isKernel && !has(source, needs, p, req.db)) {
-          return yield* fail(needs === "read" ? "NoReadCap" : "NoWriteCap")
+        if (!isKernel && !runtime.hasCapability(source.process, { issuer: our, params: needs === "read" ? info.read : info.write })) {
+          return refuse(needs === "read" ? "NoReadCap" : "NoWriteCap")
         }
-        if (registry.get(dbKey) !== true) return yield* fail({ NoDb: [p, req.db] })
+        if (!existing.has(dbKey)) return refuse({ NoDb: [p, req.db] })
 
         if (action === "BeginTx") {
-          if (txs.size >= MAX_OPEN_TXS) return yield* fail({ RocksDBError: "too many open transactions" })
+          if (txs.size >= MAX_OPEN_TXS) return refuse({ RocksDBError: "too many open transactions" })
           let id = randomU64()
           while (txs.has(id)) id = randomU64()
           txs.set(id, { dbKey, ops: [] })
-          const body: KvResponse = { BeginTx: { tx_id: id } }
-          return { body: Json.toBytes(body) }
+          return reply({ body: Json.toBytes({ BeginTx: { tx_id: id } } satisfies KvResponse) })
         }
         if ("Get" in action) {
           const key = entryKey(prefix, action.Get)
-          if (key === undefined) return yield* malformed
-          const value = entries.get(key)
-          if (value === undefined) return yield* fail("KeyNotFound")
+          if (key === undefined) return reply(MALFORMED)
+          const echoed = action.Get
           return {
-            body: plainBytes({ Get: Array.from(action.Get) }),
-            blob: { mime: "application/octet-stream", bytes: value }
+            _tag: "Read",
+            read: () => {
+              const value = entries.get(key)
+              if (value === undefined) return errorReply("KeyNotFound")
+              return {
+                body: plainBytes({ Get: Array.from(echoed) }),
+                blob: { mime: "application/octet-stream", bytes: value }
+              }
+            }
           }
         }
         if ("Commit" in action) {
           const id = action.Commit.tx_id
           const tx = txs.get(id)
-          if (tx === undefined || tx.dbKey !== dbKey) return yield* fail({ NoTx: id })
+          if (tx === undefined || tx.dbKey !== dbKey) return refuse({ NoTx: id })
           txs.delete(id)
-          yield* Effect.tryPromise({
-            try: () =>
-              entries.transaction(() => {
-                for (const op of tx.ops) {
-                  if (op.value === undefined) entries.remove(op.key)
-                  else entries.put(op.key, op.value)
-                }
-              }),
-            catch: lmdbError("commit")
-          })
-          return { body: OK_BYTES }
+          return { _tag: "Wait", effect: commitTx(tx) }
         }
         const isSet = "Set" in action
         const { key: rawKey, tx_id } = isSet ? action.Set : action.Delete
         const key = entryKey(prefix, rawKey)
-        if (key === undefined) return yield* malformed
+        if (key === undefined) return reply(MALFORMED)
         let value: Buffer | undefined
         if (isSet) {
-          if (blob === undefined) return yield* malformed
+          if (blob === undefined) return reply(MALFORMED)
           value = Buffer.from(blob.bytes.buffer, blob.bytes.byteOffset, blob.bytes.byteLength)
         }
         if (tx_id !== undefined && tx_id !== null) {
           const tx = txs.get(tx_id)
-          if (tx === undefined || tx.dbKey !== dbKey) return yield* fail({ NoTx: tx_id })
+          if (tx === undefined || tx.dbKey !== dbKey) return refuse({ NoTx: tx_id })
           tx.ops.push({ key, value })
-          return { body: OK_BYTES }
+          return reply(OK)
         }
-        // Issued now (in arrival order), acknowledged once its commit is synced.
-        const written = value === undefined ? entries.remove(key) : entries.put(key, value)
-        yield* Effect.tryPromise({ try: () => written, catch: lmdbError(isSet ? "set" : "delete") })
-        return { body: OK_BYTES }
-      })
+        const v = value
+        return {
+          _tag: "Write",
+          apply: v === undefined ? () => void entries.remove(key) : () => void entries.put(key, v)
+        }
+      }
+
+      const decide = (source: Address, body: Uint8Array, blob: LazyLoadBlob | undefined): Decision => {
+        const json = parseBody(body)
+        if (Result.isFailure(json)) return reply(MALFORMED)
+        const req = decodeRequest(json.success)
+        if (Result.isFailure(req)) return reply(MALFORMED)
+        return decideRequest(source, req.success, blob)
+      }
 
       const handle = (source: Address, body: Uint8Array, blob: LazyLoadBlob | undefined): Effect.Effect<Reply> => {
-        const json = parseBody(body)
-        if (Result.isFailure(json)) return Effect.succeed(errorReply("MalformedRequest"))
-        const req = decodeRequest(json.success)
-        if (Result.isFailure(req)) return Effect.succeed(errorReply("MalformedRequest"))
-        return serve(source, req.success, blob).pipe(
-          Effect.catch((e: KvFailure) => Effect.succeed(errorReply(e.error)))
-        )
+        const d = decide(source, body, blob)
+        switch (d._tag) {
+          case "Reply":
+            return Effect.succeed(d.reply)
+          case "Read":
+            return Effect.sync(d.read)
+          case "Wait":
+            return d.effect
+          case "Write":
+            return Effect.tryPromise(() => commitWrites([d.apply])).pipe(
+              Effect.as(OK),
+              Effect.catch((e) => Effect.succeed(rocks("write", e.cause)))
+            )
+        }
       }
-      return Kv.of({ handle })
+      return Kv.of({ decide, commitWrites, handle })
     })
   )
 
@@ -213,39 +288,68 @@ export class Kv extends Context.Service<Kv, {
     const kv = yield* Kv
     yield* runtime.serve("kv", { public: false }, (ctx) =>
       Effect.gen(function*() {
-        let inFlight = 0
-        const waiters: Array<() => void> = []
-        const done = Effect.sync(() => {
-          inFlight--
-          waiters.shift()?.()
-        })
+        const answer = (km: KernelMessage, r: Reply) => {
+          if (wantsReply(km)) ctx.reply(km, response({ body: r.body }), r.blob)
+        }
+        /** Per source: the commit holding its latest unacknowledged writes. */
+        const uncommitted = new Map<string, Promise<unknown>>()
+        let segment: Array<{ readonly km: KernelMessage; readonly apply: () => void }> = []
+        /** Sources with writes in `segment`. */
+        const inSegment = new Set<string>()
+
+        /**
+         * Starts the commit of the current segment. Its writes are answered straight from
+         * the commit's settlement (`ctx.reply` is synchronous), with no fiber per write;
+         * `uncommitted` then holds the promise that settles once they were answered.
+         */
+        const flush = () => {
+          if (segment.length === 0) return
+          const writes = segment
+          segment = []
+          const answered: Promise<void> = kv.commitWrites(writes.map((w) => w.apply)).then(
+            () => OK,
+            (e: unknown) => errorReply({ RocksDBError: `write: ${message(e)}` })
+          ).then((r) => {
+            for (const w of writes) {
+              const key = w.km.source.process.toString()
+              if (uncommitted.get(key) === answered) uncommitted.delete(key)
+              answer(w.km, r)
+            }
+          })
+          for (const w of writes) uncommitted.set(w.km.source.process.toString(), answered)
+        }
+
         while (true) {
           const batch = yield* ctx.takeBatch
           for (const km of batch) {
             // Kinode's kv serves only local requests; responses to it are not expected.
             if (km.message._tag !== "Request" || km.source.node !== runtime.node) continue
-            if (inFlight >= MAX_IN_FLIGHT) {
-              yield* Effect.callback<void>((resume) => {
-                waiters.push(() => resume(Effect.void))
-              })
+            const source = km.source.process.toString()
+            const d = kv.decide(km.source, km.message.body, km.blob)
+            if (d._tag === "Write") {
+              // Writes of one process may share a commit: applied and answered in order.
+              segment.push({ km, apply: d.apply })
+              inSegment.add(source)
+              continue
             }
-            inFlight++
-            // Started immediately so each put is issued in arrival order; the commit
-            // wait runs concurrently with later requests (group commit).
-            yield* Effect.forkChild(
-              kv.handle(km.source, km.message.body, km.blob).pipe(
-                Effect.tap((r) =>
-                  Effect.sync(() => {
-                    // Kinode's kv answers errors even when no response was expected; a
-                    // process that expected none drops it, so answer only when asked.
-                    if (wantsReply(km)) ctx.reply(km, response({ body: r.body }), r.blob)
-                  })
-                ),
-                Effect.ensuring(done)
-              ),
-              { startImmediately: true }
-            )
+            if (inSegment.has(source) || uncommitted.has(source)) {
+              // Anything else waits until this process's earlier writes are committed and
+              // answered, so it reads what it wrote and its answers stay in order.
+              flush()
+              inSegment.clear()
+              const pending = uncommitted.get(source)
+              if (pending !== undefined) yield* Effect.promise(() => pending)
+            }
+            if (d._tag === "Reply") answer(km, d.reply)
+            else if (d._tag === "Read") answer(km, d.read())
+            else {
+              flush()
+              inSegment.clear()
+              answer(km, yield* d.effect)
+            }
           }
+          flush()
+          inSegment.clear()
         }
       }))
   }))
@@ -253,5 +357,3 @@ export class Kv extends Context.Service<Kv, {
   /** The running service: handler plus registration; needs the kernel and LMDB. */
   static readonly layer = Kv.serve.pipe(Layer.provide(Kv.layerNoDeps))
 }
-
-const errorReply = (error: KvErrorBody): Reply => ({ body: Json.toBytes({ Err: error }) })

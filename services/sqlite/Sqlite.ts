@@ -52,8 +52,8 @@ const I64_MAX = 2n ** 63n - 1n
 
 const fail = (error: SqliteErrorBody) => Effect.fail(new SqliteFailure({ error }))
 const errorReply = (error: SqliteErrorBody): Reply => ({ body: Json.toBytes({ Err: error }) })
-const decodeRequest = Schema.decodeUnknownResult(SqliteRequest, { onExcessProperty: "error" })
-const decodeParams = Schema.decodeUnknownResult(SqlParams, { onExcessProperty: "error" })
+const decodeRequest = Schema.decodeUnknownResult(SqliteRequest)
+const decodeParams = Schema.decodeUnknownResult(SqlParams)
 const message = (cause: unknown) => cause instanceof Error ? cause.message : String(cause)
 const base64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 

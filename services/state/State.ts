@@ -32,7 +32,7 @@ export interface Reply {
 }
 
 const MAX_IN_FLIGHT = 4096
-const decodeAction = Schema.decodeUnknownResult(StateAction, { onExcessProperty: "error" })
+const decodeAction = Schema.decodeUnknownResult(StateAction)
 const fail = (error: StateErrorBody) => Effect.fail(new StateFailure({ error }))
 const errorReply = (error: StateErrorBody): Reply => ({ body: Json.toBytes({ Err: error }) })
 const replyBytes = new Map<StateResponse, Uint8Array>(

@@ -39,7 +39,7 @@ export const MAX_CURSORS = 4096
 export const MAX_UNZIPPED_BYTES = 1 << 30
 const MAX_IN_FLIGHT = 4096
 
-const decodeRequest = Schema.decodeUnknownResult(VfsRequest, { onExcessProperty: "error" })
+const decodeRequest = Schema.decodeUnknownResult(VfsRequest)
 const fail = (error: VfsErrorBody) => Effect.fail(new VfsFailure({ error }))
 const errorReply = (error: VfsErrorBody): Reply => ({ body: Json.toBytes({ Err: error }) })
 const ok = (r: VfsResponse, blob?: LazyLoadBlob): Reply => ({ body: Json.toBytes(r), blob })

@@ -136,6 +136,23 @@ describe("kv", () => {
         assert.deepStrictEqual((yield* kv(APP, "bad", { Get: key("nope") })).body, { Err: "KeyNotFound" })
       }))
 
+    it.effect("a process pipelining requests gets them applied and answered in order", () =>
+      Effect.gen(function*() {
+        yield* kv(APP, "pipe", "Open")
+        const results = yield* Effect.all([
+          kv(APP, "pipe", { Set: { key: key("p"), tx_id: null } }, bytes("1")),
+          kv(APP, "pipe", { Set: { key: key("p"), tx_id: null } }, bytes("2")),
+          kv(APP, "pipe", { Get: key("p") }),
+          kv(APP, "pipe", { Delete: { key: key("p"), tx_id: null } }),
+          kv(APP, "pipe", { Get: key("p") })
+        ], { concurrency: "unbounded" })
+        assert.deepStrictEqual(results[0]!.body, "Ok")
+        assert.deepStrictEqual(results[1]!.body, "Ok")
+        assert.strictEqual(new TextDecoder().decode(results[2]!.blob!.bytes), "2")
+        assert.deepStrictEqual(results[3]!.body, "Ok")
+        assert.deepStrictEqual(results[4]!.body, { Err: "KeyNotFound" })
+      }))
+
     it.effect("remote sources are ignored (local only)", () =>
       Effect.gen(function*() {
         const t = yield* TestRuntime

@@ -125,16 +125,18 @@ export const buildApp = async (app: string, force = false): Promise<BuildResult>
   const cached = !force && fs.existsSync(zip) && fs.existsSync(wasmPath) && fs.existsSync(hashPath) &&
     fs.readFileSync(hashPath, "utf8").trim() === hash
   if (!cached) {
-    const { component } = await componentize({
+    // componentize-js 0.23 reads `witWorld` (inline WIT source) but its types omit it.
+    const options: Parameters<typeof componentize>[0] & { readonly witWorld: string } = {
       sourcePath: stage(app),
       witWorld: fs.readFileSync(witFile, "utf8"),
       worldName: "process-v1",
       // Apps talk to the world only through kinode:process; keep stdio for trap text.
       disableFeatures: ["http", "fetch-event"]
-    })
+    }
+    const { component } = await componentize(options)
     fs.writeFileSync(wasmPath, component)
     const files: Record<string, Uint8Array> = {}
-    for (const f of [...pkgFiles(pkgDir, new Set()), ]) files[f] = new Uint8Array(fs.readFileSync(path.join(pkgDir, f)))
+    for (const f of pkgFiles(pkgDir, new Set())) files[f] = new Uint8Array(fs.readFileSync(path.join(pkgDir, f)))
     fs.mkdirSync(distDir, { recursive: true })
     // Fixed mtime: the same sources give the same zip bytes (the node re-installs on a zip hash change).
     fs.writeFileSync(zip, zipSync(files, { level: 6, mtime: new Date("2024-01-01T00:00:00Z") }))

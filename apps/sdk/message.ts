@@ -11,9 +11,17 @@ const decoder = new TextDecoder()
 
 export type Body = Uint8Array | string | { readonly json: unknown }
 
-/** Bytes as given; a string as UTF-8; `{ json }` as JSON text. */
-export const toBytes = (body: Body): Uint8Array =>
-  body instanceof Uint8Array ? body : typeof body === "string" ? encoder.encode(body) : encoder.encode(JSON.stringify(body.json))
+/**
+ * Bytes as given; a string as UTF-8; `{ json }` as JSON text. Byte views are checked
+ * with `ArrayBuffer.isView`, not `instanceof Uint8Array`: componentize-js lifts
+ * `list<u8>` into views that are not always `Uint8Array`s of this realm.
+ */
+export const toBytes = (body: Body): Uint8Array => {
+  if (typeof body === "string") return encoder.encode(body)
+  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength)
+  if (Array.isArray(body)) return Uint8Array.from(body as Array<number>)
+  return encoder.encode(JSON.stringify((body as { json: unknown }).json))
+}
 
 export const text = (bytes: Uint8Array): string => decoder.decode(bytes)
 

@@ -1,0 +1,323 @@
+/**
+ * COPY of src/wasm-host/FastAbi.ts with the putAddress fix, used by test/apps until
+ * the fix lands there (then delete this file and the vi.mock in the app tests).
+ *
+ * Hand-written canonical-ABI bindings for the hot `kinode:process` calls
+ * (`receive`, `send-request`, `send-response`), used instead of jco's generic
+ * glue for them.
+ *
+ * jco's glue (importBindings `hybrid`) asks each host function for
+ * `fn[Symbol.for("cabiLower")]({ memory, realloc })`; when present, the
+ * returned core function is linked straight into the Wasm instance, skipping
+ * jco's per-call task bookkeeping and value conversion. We read and write the
+ * guest's memory ourselves with the layouts below (32-bit canonical ABI; the
+ * WIT is fixed, so the layouts are too). `receive` is wrapped in
+ * `WebAssembly.Suspending`: it returns at once when a message is waiting and
+ * suspends the Wasm stack (JSPI) otherwise.
+ *
+ * Layouts (byte offsets):
+ *   string/list          ptr @0, len @4                      size 8
+ *   address              node @0, process-id (3 strings) @8  size 32
+ *   capability           issuer @0, params @32               size 40
+ *   request              inherit @0, expects option<u64> (tag @8, value @16),
+ *                        body @24, metadata option<string> (tag @32, @36),
+ *                        capabilities @44                    size 56, align 8
+ *   response             inherit @0, body @4, metadata (tag @12, @16),
+ *                        capabilities @24                    size 32
+ *   message              tag @0, payload @8 (request, or response + option<context> @32)  size 64
+ *   lazy-load-blob opt.  tag @0, mime option<string> (tag @4, @8), bytes @16  size 24
+ *   send-error 1.0.0     kind @0, target @4, message @40, blob @104   size 128
+ *   send-error 0.7.0     kind @0, message @8, blob @72                size 96
+ *   receive result       tag @0, payload @8: ok (address @8, message @40),
+ *                        err (send-error @8, option<context> @8+size)
+ */
+import type { Address } from "../../../src/Ids.ts"
+import type { Capability, LazyLoadBlob, Message, Received, Request } from "../../../src/Message.ts"
+import type { ProcessApi } from "../../../src/ProcessApi.ts"
+import type { KinodeVersion } from "../../../src/wasm-host/ComponentShape.ts"
+import type { IdCodec } from "../../../src/wasm-host/WitValues.ts"
+
+const CABI_LOWER = Symbol.for("cabiLower")
+
+/** JSPI's import wrapper (Node 24); not in TypeScript's lib yet. */
+const Suspending = (WebAssembly as unknown as {
+  readonly Suspending: new(fn: (...args: Array<number>) => unknown) => object
+}).Suspending
+
+interface CoreContext {
+  readonly memory: WebAssembly.Memory
+  readonly realloc?: (old: number, oldSize: number, align: number, size: number) => number
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+const emptyBytes = new Uint8Array(0)
+
+/** Memory access that survives `memory.grow` (which detaches the old buffer). */
+class Guest {
+  private buffer: ArrayBuffer
+  private dv: DataView
+  private u8: Uint8Array
+  private readonly memory: WebAssembly.Memory
+  private readonly realloc: CoreContext["realloc"]
+  constructor(ctx: CoreContext) {
+    this.memory = ctx.memory
+    this.realloc = ctx.realloc
+    this.buffer = ctx.memory.buffer as ArrayBuffer
+    this.dv = new DataView(this.buffer)
+    this.u8 = new Uint8Array(this.buffer)
+  }
+  private fresh(): void {
+    if (this.memory.buffer !== this.buffer) {
+      this.buffer = this.memory.buffer as ArrayBuffer
+      this.dv = new DataView(this.buffer)
+      this.u8 = new Uint8Array(this.buffer)
+    }
+  }
+  view(): DataView {
+    this.fresh()
+    return this.dv
+  }
+  bytes(): Uint8Array {
+    this.fresh()
+    return this.u8
+  }
+  alloc(size: number, align: number): number {
+    if (size === 0) return align
+    if (this.realloc === undefined) throw new Error("component exports no cabi_realloc")
+    return this.realloc(0, 0, align, size)
+  }
+  // ---- lowering (host -> guest) ----
+  putBytes(at: number, data: Uint8Array): void {
+    const ptr = this.alloc(data.length, 1)
+    this.bytes().set(data, ptr)
+    const dv = this.view()
+    dv.setUint32(at, ptr, true)
+    dv.setUint32(at + 4, data.length, true)
+  }
+  putString(at: number, s: string): void {
+    this.putBytes(at, s.length === 0 ? emptyBytes : encoder.encode(s))
+  }
+  putOptionString(at: number, s: string | undefined): void {
+    if (s === undefined) {
+      this.view().setUint8(at, 0)
+    } else {
+      this.view().setUint8(at, 1)
+      this.putString(at + 4, s)
+    }
+  }
+  /**
+   * FIX (pending in src/wasm-host/FastAbi.ts): one allocation per string. The guest owns
+   * every lowered string and may free each pointer (StarlingMonkey/componentize-js does);
+   * four strings packed in one allocation hand it interior pointers, and freeing them
+   * corrupts its heap (trap: out of bounds memory access).
+   */
+  putAddress(at: number, a: Address): void {
+    this.putString(at, a.node)
+    this.putString(at + 8, a.process.processName)
+    this.putString(at + 16, a.process.packageName)
+    this.putString(at + 24, a.process.publisherNode)
+  }
+  putCapabilities(at: number, caps: ReadonlyArray<Capability>): void {
+    const n = caps.length
+    const base = n === 0 ? 4 : this.alloc(n * 40, 4)
+    for (let i = 0; i < n; i++) {
+      const c = caps[i]!
+      this.putAddress(base + i * 40, c.issuer)
+      this.putString(base + i * 40 + 32, c.params)
+    }
+    const dv = this.view()
+    dv.setUint32(at, base, true)
+    dv.setUint32(at + 4, n, true)
+  }
+  putMessage(at: number, m: Message): void {
+    const p = at + 8
+    if (m._tag === "Request") {
+      this.view().setUint8(at, 0)
+      this.view().setUint8(p, m.inherit ? 1 : 0)
+      if (m.expectsResponse === undefined) this.view().setUint8(p + 8, 0)
+      else {
+        this.view().setUint8(p + 8, 1)
+        this.view().setBigUint64(p + 16, m.expectsResponse, true)
+      }
+      this.putBytes(p + 24, m.body)
+      this.putOptionString(p + 32, m.metadata)
+      this.putCapabilities(p + 44, m.capabilities)
+    } else {
+      this.view().setUint8(at, 1)
+      this.view().setUint8(p, m.inherit ? 1 : 0)
+      this.putBytes(p + 4, m.body)
+      this.putOptionString(p + 12, m.metadata)
+      this.putCapabilities(p + 24, m.capabilities)
+      if (m.context === undefined) this.view().setUint8(p + 32, 0)
+      else {
+        this.view().setUint8(p + 32, 1)
+        this.putBytes(p + 36, m.context)
+      }
+    }
+  }
+  putOptionBlob(at: number, b: LazyLoadBlob | undefined): void {
+    if (b === undefined) {
+      this.view().setUint8(at, 0)
+      return
+    }
+    this.view().setUint8(at, 1)
+    this.putOptionString(at + 4, b.mime)
+    this.putBytes(at + 16, b.bytes)
+  }
+  putReceived(at: number, r: Received, version: KinodeVersion): void {
+    if (r._tag === "Message") {
+      this.view().setUint8(at, 0)
+      this.putAddress(at + 8, r.source)
+      this.putMessage(at + 40, r.message)
+      return
+    }
+    this.view().setUint8(at, 1)
+    const e = at + 8
+    const err = r.error
+    this.view().setUint8(e, err.kind === "offline" ? 0 : 1)
+    let contextAt: number
+    if (version === "1.0.0") {
+      this.putAddress(e + 4, err.target)
+      this.putMessage(e + 40, err.message)
+      this.putOptionBlob(e + 104, err.blob)
+      contextAt = e + 128
+    } else {
+      this.putMessage(e + 8, err.message)
+      this.putOptionBlob(e + 72, err.blob)
+      contextAt = e + 96
+    }
+    if (r.context === undefined) this.view().setUint8(contextAt, 0)
+    else {
+      this.view().setUint8(contextAt, 1)
+      this.putBytes(contextAt + 4, r.context)
+    }
+  }
+  // ---- lifting (guest -> host); byte data is copied out ----
+  getBytes(ptr: number, len: number): Uint8Array {
+    return len === 0 ? emptyBytes : this.bytes().slice(ptr, ptr + len)
+  }
+  getString(ptr: number, len: number): string {
+    return len === 0 ? "" : decoder.decode(this.bytes().subarray(ptr, ptr + len))
+  }
+  getStringAt(at: number): string {
+    const dv = this.view()
+    return this.getString(dv.getUint32(at, true), dv.getUint32(at + 4, true))
+  }
+  getAddress(ids: IdCodec, at: number): Address {
+    return ids.address({
+      node: this.getStringAt(at),
+      process: {
+        processName: this.getStringAt(at + 8),
+        packageName: this.getStringAt(at + 16),
+        publisherNode: this.getStringAt(at + 24)
+      }
+    })
+  }
+  getCapabilities(ids: IdCodec, ptr: number, n: number): ReadonlyArray<Capability> {
+    if (n === 0) return []
+    const caps: Array<Capability> = []
+    for (let i = 0; i < n; i++) {
+      caps.push({ issuer: this.getAddress(ids, ptr + i * 40), params: this.getStringAt(ptr + i * 40 + 32) })
+    }
+    return caps
+  }
+  getRequest(ids: IdCodec, at: number): Request {
+    const dv = this.view()
+    return {
+      _tag: "Request",
+      inherit: dv.getUint8(at) !== 0,
+      expectsResponse: dv.getUint8(at + 8) === 0 ? undefined : dv.getBigUint64(at + 16, true),
+      body: this.getBytes(dv.getUint32(at + 24, true), dv.getUint32(at + 28, true)),
+      metadata: dv.getUint8(at + 32) === 0 ? undefined : this.getStringAt(at + 36),
+      capabilities: this.getCapabilities(ids, dv.getUint32(at + 44, true), dv.getUint32(at + 48, true))
+    }
+  }
+  getOptionBlob(at: number): LazyLoadBlob | undefined {
+    const dv = this.view()
+    if (dv.getUint8(at) === 0) return undefined
+    return {
+      mime: dv.getUint8(at + 4) === 0 ? undefined : this.getStringAt(at + 8),
+      bytes: this.getBytes(dv.getUint32(at + 16, true), dv.getUint32(at + 20, true))
+    }
+  }
+}
+
+const withLower = <F extends (...args: never) => unknown>(fn: F, lower: (ctx: CoreContext) => unknown): F =>
+  Object.assign(fn, { [CABI_LOWER]: lower })
+
+/**
+ * Adds core-ABI fast paths to the hot functions of a `makeKinodeImports` object.
+ * The generic (JS-value) versions stay as they are for glue that does not ask.
+ */
+export const addFastPaths = (
+  generic: Record<string, unknown>,
+  api: ProcessApi,
+  ids: IdCodec,
+  version: KinodeVersion
+): Record<string, unknown> => {
+  const receive = withLower(generic["receive"] as () => unknown, (ctx) => {
+    const guest = new Guest(ctx)
+    const receiveCore = (retptr: number): void | Promise<void> => {
+      const ready = api.tryReceive()
+      if (ready !== undefined) {
+        guest.putReceived(retptr, ready, version)
+        return
+      }
+      return api.receive().then((r) => guest.putReceived(retptr, r, version))
+    }
+    return new Suspending(receiveCore as (...args: Array<number>) => unknown)
+  })
+
+  const sendResponse = withLower(generic["sendResponse"] as () => unknown, (ctx) => {
+    const guest = new Guest(ctx)
+    return (
+      inherit: number,
+      bodyPtr: number,
+      bodyLen: number,
+      metaTag: number,
+      metaPtr: number,
+      metaLen: number,
+      capsPtr: number,
+      capsLen: number,
+      blobTag: number,
+      mimeTag: number,
+      mimePtr: number,
+      mimeLen: number,
+      bytesPtr: number,
+      bytesLen: number
+    ): void => {
+      const refused = api.sendResponse(
+        {
+          _tag: "Response",
+          inherit: inherit !== 0,
+          body: guest.getBytes(bodyPtr, bodyLen),
+          metadata: metaTag === 0 ? undefined : guest.getString(metaPtr, metaLen),
+          capabilities: guest.getCapabilities(ids, capsPtr, capsLen),
+          context: undefined
+        },
+        blobTag === 0 ? undefined : {
+          mime: mimeTag === 0 ? undefined : guest.getString(mimePtr, mimeLen),
+          bytes: guest.getBytes(bytesPtr, bytesLen)
+        }
+      )
+      if (refused !== undefined && refused._tag === "NothingToAnswer") {
+        api.printToTerminal(0, "send-response: there is no request to answer")
+      }
+    }
+  })
+
+  const sendRequest = withLower(generic["sendRequest"] as () => unknown, (ctx) => {
+    const guest = new Guest(ctx)
+    // One pointer to tuple<address, request, option<context>, option<lazy-load-blob>>.
+    return (at: number): void => {
+      const dv = guest.view()
+      const context = dv.getUint8(at + 88) === 0
+        ? undefined
+        : guest.getBytes(dv.getUint32(at + 92, true), dv.getUint32(at + 96, true))
+      api.sendRequest(guest.getAddress(ids, at), guest.getRequest(ids, at + 32), context, guest.getOptionBlob(at + 100))
+    }
+  })
+
+  return { ...generic, receive, sendResponse, sendRequest }
+}

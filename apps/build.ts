@@ -126,14 +126,14 @@ export const buildApp = async (app: string, force = false): Promise<BuildResult>
     fs.readFileSync(hashPath, "utf8").trim() === hash
   if (!cached) {
     // componentize-js 0.23 reads `witWorld` (inline WIT source) but its types omit it.
-    const options: Parameters<typeof componentize>[0] & { readonly witWorld: string } = {
+    const options = {
       sourcePath: stage(app),
       witWorld: fs.readFileSync(witFile, "utf8"),
       worldName: "process-v1",
       // Apps talk to the world only through kinode:process; keep stdio for trap text.
-      disableFeatures: ["http", "fetch-event"]
+      disableFeatures: ["http", "fetch-event"] as Array<"http" | "fetch-event">
     }
-    const { component } = await componentize(options)
+    const { component } = await (componentize as (o: typeof options) => Promise<{ component: Uint8Array }>)(options)
     fs.writeFileSync(wasmPath, component)
     const files: Record<string, Uint8Array> = {}
     for (const f of pkgFiles(pkgDir, new Set())) files[f] = new Uint8Array(fs.readFileSync(path.join(pkgDir, f)))

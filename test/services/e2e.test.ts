@@ -1,6 +1,6 @@
 /** The storage services through the real kernel: router, capability store, process state. */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -67,6 +67,29 @@ describe("storage services through the kernel", () => {
       const rows = yield* callService(app, "sqlite", { package_id: pkg, db: "s", action: { Query: "SELECT a FROM t" } })
       assert.deepStrictEqual(rows.body, "Read")
       assert.strictEqual(dec(rows.blob!.bytes), `[{"a":42}]`)
+    })))
+
+  it.live("a long sqlite statement does not stall the node (it runs in the worker thread)", () =>
+    withNode(Effect.gen(function*() {
+      const app = yield* client("main:app:pub.os")
+      yield* callService(app, "sqlite", { package_id: pkg, db: "slow", action: "Open" })
+      yield* callService(app, "kv", { package_id: pkg, db: "d", action: "Open" })
+      const other = yield* client("other:app:pub.os")
+      yield* callService(other, "kv", { package_id: pkg, db: "d", action: "Open" })
+      const slow = yield* Effect.forkChild(callService(app, "sqlite", {
+        package_id: pkg,
+        db: "slow",
+        action: { Query: "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000000) SELECT count(*) AS n FROM c" }
+      }))
+      const t0 = performance.now()
+      let answered = 0
+      while (performance.now() - t0 < 150) {
+        yield* callService(other, "kv", { package_id: pkg, db: "d", action: { Get: [1] } })
+        answered++
+      }
+      const rows = dec((yield* Fiber.join(slow)).blob!.bytes)
+      assert.strictEqual(rows, `[{"n":5000000}]`)
+      assert.ok(answered > 50, `only ${answered} kv requests answered while sqlite was busy`)
     })))
 
   it.effect("everything acknowledged survives a restart of the node", () =>

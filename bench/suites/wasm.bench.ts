@@ -1,0 +1,159 @@
+/**
+ * Wasm processes through the real kernel (testKernel: router, caps, LMDB, vfs):
+ *   - WAT echo component: sequential request/response round trips from a driver
+ *     session (p50/p99 per round trip), spawn latency (initialize+run from the
+ *     component cache), instantiate time, memory per idle process;
+ *   - the TypeScript echo app (componentize-js): round trips, instantiate time;
+ *   - cold boot of `node dist/main.js --home <tmp>` until its prompt.
+ * Not yet: a WAT pinger driving the WAT echo Wasm<->Wasm, and bare jco glue beside
+ * it (see test/fixtures/wasm/bench-echo.ts, a script, for that figure).
+ */
+import { spawn as spawnChild } from "node:child_process"
+import { Effect, Layer } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { buildApp } from "../../apps/build.ts"
+import { StorageLive } from "../../layers/Storage.ts"
+import { testKernel } from "../../layers/TestLive.ts"
+import { PackagesLive } from "../../layers/Packages.ts"
+import { address, parseProcessId } from "../../src/Ids.ts"
+import { Kernel, messagingCap } from "../../src/Kernel.ts"
+import { request, text } from "../../src/Message.ts"
+import type { NativeApi } from "../../src/ProcessApi.ts"
+import { Lmdb } from "../../services/lmdb/Lmdb.ts"
+import { Packages } from "../../services/packages/index.ts"
+import { buildEcho } from "../../test/fixtures/wasm/build.ts"
+import { percentile, type Row } from "../Row.ts"
+import { zipSync } from "fflate"
+
+const repo = path.resolve(import.meta.dirname, "..", "..")
+const SUITE = "wasm"
+
+const roundTrips = (api: NativeApi, target: string, n: number) =>
+  Effect.gen(function*() {
+    const to = address(`${api.our.node}@${target}`)
+    const samples: Array<number> = []
+    const body = text("x")
+    const t0 = performance.now()
+    for (let i = 0; i < n; i++) {
+      const t = performance.now()
+      const r = yield* api.sendAndAwaitEffect(to, request({ body, expectsResponse: 5n }))
+      if (!("message" in r && "source" in r)) return yield* Effect.die(new Error(`no answer from ${target}`))
+      samples.push(performance.now() - t)
+    }
+    const total = performance.now() - t0
+    samples.sort((a, b) => a - b)
+    return { rate: n / (total / 1000), p50: percentile(samples, 50) * 1000, p99: percentile(samples, 99) * 1000 }
+  })
+
+const pid = (s: string) => {
+  const r = parseProcessId(s)
+  if (r._tag === "Failure") throw new Error(s)
+  return r.success
+}
+
+const kernelFigures = Effect.gen(function*() {
+  const rows: Array<Row> = []
+  const kernel = yield* Kernel
+  const packages = yield* Packages
+  const watZip = zipSync({
+    "manifest.json": new TextEncoder().encode(JSON.stringify([{
+      process_name: "echo", process_wasm_path: "/echo.wasm", on_exit: "None", request_networking: false,
+      request_capabilities: [], grant_capabilities: [], public: true
+    }])),
+    "echo.wasm": yield* Effect.promise(buildEcho)
+  })
+  const watBytes = yield* Effect.promise(buildEcho)
+  let t = performance.now()
+  yield* packages.install({ package: "watecho", publisher: "bench" }, watZip)
+  rows.push({ suite: SUITE, metric: "install+instantiate WAT echo (cold)", value: performance.now() - t, unit: "ms" })
+  const api = yield* kernel.session("driver:bench:sys", {
+    capabilities: [messagingCap(kernel.node, "echo:watecho:bench"), messagingCap(kernel.node, "echo:echo:sys")],
+    public: true
+  })
+  yield* roundTrips(api, "echo:watecho:bench", 2000)
+  const wat = yield* roundTrips(api, "echo:watecho:bench", 50_000)
+  rows.push({ suite: SUITE, metric: "driver->WAT echo round trips", value: wat.rate, unit: "rt/s" })
+  rows.push({ suite: SUITE, metric: "driver->WAT echo p50", value: wat.p50, unit: "us" })
+  rows.push({ suite: SUITE, metric: "driver->WAT echo p99", value: wat.p99, unit: "us" })
+
+  // Spawn latency: initialize + run from the cached component (no message involved).
+  const spawnSamples: Array<number> = []
+  const N = 300
+  const rss0 = process.memoryUsage()
+  for (let i = 0; i < N; i++) {
+    const id = `idle${i}:watecho:bench`
+    const t1 = performance.now()
+    yield* kernel.initialize({ id: pid(id), handle: "/watecho:bench/pkg/echo.wasm", witVersion: 1, onExit: { _tag: "None" }, public: false, capabilities: [], bytes: watBytes })
+    yield* kernel.run(id)
+    spawnSamples.push(performance.now() - t1)
+  }
+  yield* Effect.sleep("200 millis")
+  globalThis.gc?.()
+  const rss1 = process.memoryUsage()
+  spawnSamples.sort((a, b) => a - b)
+  rows.push({ suite: SUITE, metric: "spawn WAT (initialize+run) p50", value: percentile(spawnSamples, 50) * 1000, unit: "us" })
+  rows.push({ suite: SUITE, metric: "spawn WAT (initialize+run) p99", value: percentile(spawnSamples, 99) * 1000, unit: "us" })
+  rows.push({ suite: SUITE, metric: "RSS per idle WAT process", value: (rss1.rss - rss0.rss) / N / 1024, unit: "KiB" })
+  rows.push({ suite: SUITE, metric: "heap per idle WAT process", value: (rss1.heapUsed - rss0.heapUsed) / N / 1024, unit: "KiB" })
+
+  // The TypeScript echo app. It traps under src/wasm-host/FastAbi.ts until its
+  // putAddress fix lands (see test/apps/support/FastAbiFixed.ts); skip, don't fail.
+  const tsRows = yield* Effect.exit(Effect.gen(function*() {
+    const out: Array<Row> = []
+    const echoZip = new Uint8Array(fs.readFileSync(path.join(repo, "apps", "dist", "echo.zip")))
+    t = performance.now()
+    yield* packages.install({ package: "echo", publisher: "sys" }, echoZip)
+    yield* roundTrips(api, "echo:echo:sys", 1)
+    out.push({ suite: SUITE, metric: "install+first answer TS echo (cold)", value: performance.now() - t, unit: "ms" })
+    yield* roundTrips(api, "echo:echo:sys", 500)
+    const ts = yield* roundTrips(api, "echo:echo:sys", 5000)
+    out.push({ suite: SUITE, metric: "driver->TS echo app round trips", value: ts.rate, unit: "rt/s" })
+    out.push({ suite: SUITE, metric: "driver->TS echo app p50", value: ts.p50, unit: "us" })
+    out.push({ suite: SUITE, metric: "driver->TS echo app p99", value: ts.p99, unit: "us" })
+    return out
+  }))
+  if (tsRows._tag === "Success") rows.push(...tsRows.value)
+  else process.stderr.write("wasm bench: TS echo app gave no answer (FastAbi putAddress bug?); its rows are missing\n")
+  return rows
+})
+
+/** `node dist/main.js --home <tmp>` until the prompt appears on stdout. */
+const bootToPrompt = (home: string): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const t = performance.now()
+    const child = spawnChild(process.execPath, [path.join(repo, "dist", "main.js"), "--home", home], { stdio: ["pipe", "pipe", "pipe"] })
+    let out = ""
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL")
+      reject(new Error(`no prompt in 60 s: ${out.slice(-500)}`))
+    }, 60_000)
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString()
+      if (/ > $/m.test(out) || out.includes("> ")) {
+        const ms = performance.now() - t
+        clearTimeout(timer)
+        child.stdin.end()
+        child.on("exit", () => resolve(ms))
+      }
+    })
+    child.on("error", reject)
+  })
+
+export async function run(): Promise<Array<Row>> {
+  await Promise.all(["echo"].map((a) => buildApp(a)))
+  const k = testKernel({})
+  const layer = PackagesLive.pipe(Layer.provideMerge(StorageLive), Layer.provide(Lmdb.layer), Layer.provideMerge(k.layer))
+  const rows = await Effect.runPromise(kernelFigures.pipe(Effect.provide(layer), Effect.scoped))
+  if (fs.existsSync(path.join(repo, "dist", "main.js"))) {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "kinode-boot-"))
+    try {
+      rows.push({ suite: SUITE, metric: "boot to prompt (first boot)", value: await bootToPrompt(home), unit: "ms" })
+      rows.push({ suite: SUITE, metric: "boot to prompt (second boot)", value: await bootToPrompt(home), unit: "ms" })
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true })
+    }
+  }
+  return rows
+}

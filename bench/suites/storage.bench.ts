@@ -5,19 +5,17 @@
  * run sit beside them so the service layers' cost reads as a ratio.
  *
  * This machine's fsync latency swings 0.3-3 ms between runs (shared disk), so durable
- * figures move 5-10x from run to run; compare ratios from one run. Two runs:
+ * figures move up to 10x from run to run; compare ratios within one run. Last run:
  *
- *   raw lmdb durable put 1 / 16 / 256 writers     2,883 / 68,195 / 299,630 ops/s  (fast-disk run)
- *   kv durable set 1 / 16 / 256 writer processes  3,638 /  9,994 /  17,713 ops/s
- *   kv get round trip                              36,735 ops/s, p50 17 us
- *   ---
- *   raw lmdb durable put 1 / 16 / 256 writers        383 / 5,926 / 62,956 ops/s    (slow-disk run)
- *   kv durable set 1 / 16 / 256 writer processes     257 / 3,168 /  9,970 ops/s
- *   kv durable set, 1 process with 256 in flight   13,712 ops/s (27-30k on a fast-disk run)
- *   state set / get round trips                       649 / 25,286 ops/s
- *   sqlite autocommit insert / 500-row tx / select  1,717 / 15,202 rows/s / 19,748 ops/s
- *   vfs 1 KB write / read (files/s)                   196 / 5,629
- *   vfs 1 MB write / read (MB/s)                      342 / 227
+ *   raw lmdb durable put 1 / 16 / 256 writers          7,143 / 77,810 / 256,618 ops/s
+ *   kv durable set, 1 / 16 / 256 writer processes      3,915 / 12,754 /  20,382 ops/s
+ *   kv durable set, 1 process with 256 in flight      30,220 ops/s
+ *   kv service layer alone (decide + group commit)    65,777 ops/s
+ *   kv get round trip                                 61,720 ops/s, p50 12 us, p99 58 us
+ *   state set / get round trips                        1,475 / 34,383 ops/s
+ *   sqlite autocommit insert / 500-row tx / select       502 / 17,128 rows/s / 13,657 ops/s
+ *   vfs 1 KB write / read                              1,124 / 6,772 files/s
+ *   vfs 1 MB write / read                                315 / 367 MB/s
  */
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs"

@@ -84,6 +84,18 @@ const reply = (r: Reply): Decision => ({ _tag: "Reply", reply: r })
 const refuse = (error: KvErrorBody): Decision => reply(errorReply(error))
 const message = (cause: unknown) => cause instanceof Error ? cause.message : String(cause)
 
+/**
+ * The server loop runs `decide`/`read` in line; a storage exception there (a corrupt
+ * page, an I/O error) must become the request's `RocksDBError`, not end the loop.
+ */
+const guarded = <D extends Decision>(f: () => D): D | Extract<Decision, { _tag: "Reply" }> => {
+  try {
+    return f()
+  } catch (e) {
+    return { _tag: "Reply", reply: errorReply({ RocksDBError: message(e) }) }
+  }
+}
+
 export class Kv extends Context.Service<Kv, {
   /** Decides one request from `source` without waiting (see `Decision`). */
   readonly decide: (source: Address, body: Uint8Array, blob: LazyLoadBlob | undefined) => Decision
@@ -325,7 +337,7 @@ export class Kv extends Context.Service<Kv, {
             // Kinode's kv serves only local requests; responses to it are not expected.
             if (km.message._tag !== "Request" || km.source.node !== runtime.node) continue
             const source = km.source.process.toString()
-            const d = kv.decide(km.source, km.message.body, km.blob)
+            const d = guarded(() => kv.decide(km.source, km.message.body, km.blob))
             if (d._tag === "Write") {
               // Writes of one process may share a commit: applied and answered in order.
               segment.push({ km, apply: d.apply })
@@ -341,7 +353,10 @@ export class Kv extends Context.Service<Kv, {
               if (pending !== undefined) yield* Effect.promise(() => pending)
             }
             if (d._tag === "Reply") answer(km, d.reply)
-            else if (d._tag === "Read") answer(km, d.read())
+            else if (d._tag === "Read") {
+              const r = guarded(() => reply(d.read()))
+              if (r._tag === "Reply") answer(km, r.reply)
+            }
             else {
               flush()
               inSegment.clear()

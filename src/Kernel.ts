@@ -319,9 +319,7 @@ const makeKernel = Effect.gen(function*() {
       const id = spec.id.toString()
       if (Result.isFailure(checkKimapSafe(spec.id))) return yield* new InitializeFailed({ id, reason: "NotKimapSafe" })
       if (processes.has(id)) return yield* new InitializeFailed({ id, reason: "NameTaken" })
-      if (spec.bytes === undefined && !spec.handle.startsWith(NATIVE_PREFIX)) {
-        return yield* new InitializeFailed({ id, reason: "NoCode" })
-      }
+      if (spec.bytes === undefined && spec.handle === "") return yield* new InitializeFailed({ id, reason: "NoCode" })
       const live: Live = {
         record: { id, handle: spec.handle, witVersion: spec.witVersion, onExit: spec.onExit, public: spec.public, capabilities: [] },
         pid: spec.id,
@@ -438,11 +436,8 @@ const makeKernel = Effect.gen(function*() {
       const child = processIdFromString(`${name}:${parentId.packageName}:${parentId.publisherNode}`)
       const childId = child.toString()
       if (processes.has(childId)) return new SpawnFailed({ reason: "name-taken" })
-      let bytes: Uint8Array | undefined
-      if (!options.wasmPath.startsWith(NATIVE_PREFIX)) {
-        const read = yield* readAsCaller(parent, options.wasmPath)
-        if (read === undefined) return new SpawnFailed({ reason: "no-file-at-path" })
-        bytes = read
+      if (!options.wasmPath.startsWith(NATIVE_PREFIX) && !(yield* readableByCaller(parent, options.wasmPath))) {
+        return new SpawnFailed({ reason: "no-file-at-path" })
       }
       const parentKey = parentId.toString()
       const requested = options.requestCapabilities.filter((c) =>
@@ -455,7 +450,9 @@ const makeKernel = Effect.gen(function*() {
         onExit: options.onExit,
         public: options.public,
         capabilities: [...requested, messagingCap(node, parentKey)],
-        bytes
+        // The loader reads the component from the drive itself: apps can be larger than
+        // a message (componentize-js output is ~12 MB, the limit is 10 MiB).
+        bytes: undefined
       }))
       if (Result.isFailure(init)) {
         if (init.failure.reason === "NotKimapSafe") {
@@ -475,8 +472,8 @@ const makeKernel = Effect.gen(function*() {
       return child
     })
 
-  /** Reads a Wasm file through vfs, but only where the caller itself may read (its package, or a read cap). */
-  const readAsCaller = (caller: Address, path: string) =>
+  /** Whether the file exists (vfs `Metadata`) where the caller itself may read: its package, or a read cap. */
+  const readableByCaller = (caller: Address, path: string) =>
     Effect.gen(function*() {
       const normalized = normalizeWasmPath(path)
       const parts = normalized.split("/")
@@ -487,17 +484,17 @@ const makeKernel = Effect.gen(function*() {
       const mayRead = pkg === callerPkg ||
         grants.has(caller.process.toString(), { issuer: vfs, params: JSON.stringify({ kind: "read", drive }) }) ||
         grants.has(caller.process.toString(), { issuer: vfs, params: "{\"root\":true}" })
-      if (!mayRead) return undefined
+      if (!mayRead) return false
       const r = yield* call(vfs, {
         _tag: "Request",
         inherit: false,
         expectsResponse: 5n,
-        body: utf8.encode(JSON.stringify({ path: normalized, action: "Read" })),
+        body: utf8.encode(JSON.stringify({ path: normalized, action: "Metadata" })),
         metadata: undefined,
         capabilities: []
       })
-      if (r === "timeout" || r instanceof SendRefusedError || r.blob === undefined) return undefined
-      return r.blob.bytes
+      if (r === "timeout" || r instanceof SendRefusedError) return false
+      return new TextDecoder().decode(r.message.body).includes("\"file_type\":\"File\"")
     })
 
   // ---- sessions and runtime modules ------------------------------------------------

@@ -64,6 +64,10 @@ export const KernelCommandsLive = Layer.effectDiscard(
         }
         if ("InitializeProcess" in cmd) {
           const c = cmd.InitializeProcess
+          if (km.blob === undefined && !c.wasm_bytes_handle.startsWith("native:")) {
+            printout.print(0, "kernel", `InitializeProcess ${c.id}: no code blob`)
+            return answer("InitializeProcessError")
+          }
           const fromKernel = sender === "kernel:distro:sys"
           const caps = fromKernel ? c.initial_capabilities : c.initial_capabilities.filter((cap) => {
             const held = kernel.grants.has(sender, cap)

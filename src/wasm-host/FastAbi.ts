@@ -50,29 +50,6 @@ const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 const emptyBytes = new Uint8Array(0)
 
-interface EncodedAddress {
-  readonly bytes: Uint8Array
-  readonly lengths: readonly [number, number, number, number]
-}
-const encodedAddresses = new WeakMap<Address, EncodedAddress>()
-const encodedAddress = (a: Address): EncodedAddress => {
-  let enc = encodedAddresses.get(a)
-  if (enc === undefined) {
-    const parts = [a.node, a.process.processName, a.process.packageName, a.process.publisherNode].map((s) =>
-      encoder.encode(s)
-    )
-    const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-    let at = 0
-    for (const p of parts) {
-      bytes.set(p, at)
-      at += p.length
-    }
-    enc = { bytes, lengths: [parts[0]!.length, parts[1]!.length, parts[2]!.length, parts[3]!.length] }
-    encodedAddresses.set(a, enc)
-  }
-  return enc
-}
-
 /** Memory access that survives `memory.grow` (which detaches the old buffer). */
 class Guest {
   private buffer: ArrayBuffer
@@ -126,18 +103,17 @@ class Guest {
       this.putString(at + 4, s)
     }
   }
-  /** The four strings of an address in one allocation; their UTF-8 is cached per Address object. */
+  /**
+   * One allocation per string. The guest owns
+   * every lowered string and may free each pointer (StarlingMonkey/componentize-js does);
+   * four strings packed in one allocation hand it interior pointers, and freeing them
+   * corrupts its heap (trap: out of bounds memory access).
+   */
   putAddress(at: number, a: Address): void {
-    const enc = encodedAddress(a)
-    const ptr = this.alloc(enc.bytes.length, 1)
-    this.bytes().set(enc.bytes, ptr)
-    const dv = this.view()
-    let offset = ptr
-    for (let i = 0; i < 4; i++) {
-      dv.setUint32(at + i * 8, offset, true)
-      dv.setUint32(at + i * 8 + 4, enc.lengths[i]!, true)
-      offset += enc.lengths[i]!
-    }
+    this.putString(at, a.node)
+    this.putString(at + 8, a.process.processName)
+    this.putString(at + 16, a.process.packageName)
+    this.putString(at + 24, a.process.publisherNode)
   }
   putCapabilities(at: number, caps: ReadonlyArray<Capability>): void {
     const n = caps.length

@@ -9,16 +9,12 @@ import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { beforeAll, vi } from "vitest"
+import { beforeAll } from "vitest"
 import { buildApp } from "../../apps/build.ts"
 import { installBundled } from "../../layers/Packages.ts"
 import { Kernel } from "../../src/Kernel.ts"
 import { appNode, ask, askJson, driver } from "./support/AppNode.ts"
 
-// src/wasm-host/FastAbi.ts packs an address's four strings into one allocation, which
-// componentize-js guests free string by string (heap corruption, trap). Until the fix
-// lands there, these tests link the fixed copy. See support/FastAbiFixed.ts.
-vi.mock("../../src/wasm-host/FastAbi.ts", () => import("./support/FastAbiFixed.ts"))
 
 const repo = path.resolve(import.meta.dirname, "..", "..")
 const bundle = path.join(repo, "apps", "dist")
@@ -75,7 +71,7 @@ describe("apps", () => {
   // reply is dropped and spawn fails with no-file-at-path after 5 s. Fix in the kernel
   // (read the file directly as ProgramLoaderLive does, or exempt kernel calls), then
   // turn this back on.
-  it.live.skip("spawner spawns a child from its package, hands it caps, and talks to it", () =>
+  it.live("spawner spawns a child from its package, hands it caps, and talks to it", () =>
     Effect.gen(function*() {
       yield* installBundled({ dir: bundle })
       const kernel = yield* Kernel

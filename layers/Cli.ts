@@ -10,6 +10,7 @@ import { Kernel, messagingCap } from "../src/Kernel.ts"
 import { Printout } from "../src/Printout.ts"
 import { runCommand } from "../services/terminal/Commands.ts"
 import { NodeLive } from "./NodeLive.ts"
+import { installBundled } from "./Packages.ts"
 
 const USAGE = `usage: node dist/main.js --home <dir> [options]
 
@@ -107,6 +108,8 @@ export const main = (argv: ReadonlyArray<string>) => {
     const kernel = yield* Kernel
     const printout = yield* Printout
     yield* kernel.boot
+    const bundled = yield* installBundled()
+    if (bundled.installed.length > 0) printout.print(1, "kernel", `installed bundled apps: ${bundled.installed.join(", ")}`)
     printout.print(0, "kernel", `kinode-ts node ${kernel.node} booted (home ${flags.home}); ${kernel.processes().length} processes`)
     if (flags.detached) return yield* Effect.never
     printout.print(0, "kernel", `type help for commands`)

@@ -14,6 +14,7 @@ import { NetOffline } from "../services/net/NetOffline.ts"
 import { TerminalPrintout } from "../services/terminal/TerminalPrintout.ts"
 import { KernelLive } from "./Kernel.ts"
 import { ProgramLoaderLive } from "./ProgramLoaderLive.ts"
+import { PackagesLive } from "./Packages.ts"
 import { StorageLive } from "./Storage.ts"
 import { BuiltinPrograms } from "./NativePrograms.ts"
 
@@ -41,7 +42,8 @@ export const HomeDir = (dir: string) =>
 
 export const NodeLive = (options: NodeOptions) => {
   const config = options.name === undefined ? nodeName : KernelConfig.layer(options.name)
-  return Layer.mergeAll(NetOffline, StorageLive).pipe(
+  return PackagesLive.pipe(
+    Layer.provideMerge(Layer.mergeAll(NetOffline, StorageLive)),
     Layer.provideMerge(KernelLive),
     Layer.provide(ProgramLoaderLive),
     Layer.provide(BuiltinPrograms),

@@ -18,7 +18,23 @@ const cycle = Number(cycleArg)
 const pkg = { package_name: "app", publisher_node: "pub.os" }
 const enc = (s: string) => new TextEncoder().encode(s)
 const dec = (b: Uint8Array) => new TextDecoder().decode(b)
-const out = (line: string) => fs.writeSync(1, line + "\n")
+const pause = new Int32Array(new SharedArrayBuffer(4))
+/**
+ * Writes a whole line to stdout before returning (the parent counts only complete
+ * lines). stdout is a non-blocking pipe: when the parent lags, retry on EAGAIN.
+ */
+const out = (line: string) => {
+  const bytes = Buffer.from(line + "\n")
+  let done = 0
+  while (done < bytes.length) {
+    try {
+      done += fs.writeSync(1, bytes, done, bytes.length - done)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e
+      Atomics.wait(pause, 0, 0, 1)
+    }
+  }
+}
 
 interface Acked {
   readonly kv: Array<string>

@@ -36,6 +36,22 @@ export interface TestNodeOptions {
   readonly home?: string
 }
 
+/** The kernel on real LMDB over a `Home` from the context; exposes Kernel, Runtime, Printout (memory), NodeKey. */
+export const kernelOverHome = (options: Omit<TestNodeOptions, "home"> = {}) => {
+  const printout = Printout.memory()
+  const layer = NetOffline.pipe(
+    Layer.provideMerge(KernelLive),
+    Layer.provide(ProgramLoaderLive),
+    Layer.provide(NativePrograms.make({ echo, ...options.programs })),
+    Layer.provide(KernelStoreLmdb),
+    Layer.provide(Lmdb.layer),
+    Layer.provideMerge(NodeKeyEphemeral),
+    Layer.provideMerge(KernelConfig.layer(options.node ?? "test.dev", options.mailboxCapacity)),
+    Layer.provideMerge(printout.layer)
+  )
+  return { layer, lines: printout.lines }
+}
+
 /** The kernel on real LMDB; exposes Kernel, Runtime, Printout (memory), Home. */
 export const testKernel = (options: TestNodeOptions = {}) => {
   const printout = Printout.memory()

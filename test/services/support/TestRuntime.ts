@@ -1,18 +1,19 @@
 /**
- * A loopback `Runtime` for the storage services' tests until the kernel's `TestLive`
- * exists: `serve` runs the service program against a real bounded mailbox, `call`
- * plays a local (or remote) process sending it a request and awaiting the response,
- * and capabilities live in a map compared as parsed JSON (kinode-semantics §4.1).
- * The services cannot tell it from the kernel: they see only the `Runtime` contract.
+ * The storage services' test client, over the real kernel (router, capability table,
+ * LMDB process map): `call` plays a process `source` sending a service a request and
+ * awaiting the answer, exactly as an app would: one session per source, requests sent
+ * with a context, one receive loop per session matching answers by that context (so
+ * one source may pipeline). `node` sends as another node would, through the router.
  */
-import { Context, Deferred, Effect, Layer, Queue, Result } from "effect"
+import { Context, Deferred, Effect, Layer, Result, Scope } from "effect"
+import { kernelOverHome } from "../../../layers/TestLive.ts"
 import { Address, parseAddress, pid } from "../../../src/Ids.ts"
-import type { ProcessId } from "../../../src/Ids.ts"
 import * as Json from "../../../src/Json.ts"
-import type { Capability, KernelMessage, LazyLoadBlob, Response } from "../../../src/Message.ts"
+import { Kernel, messagingCap } from "../../../src/Kernel.ts"
+import type { LazyLoadBlob } from "../../../src/Message.ts"
 import { request } from "../../../src/Message.ts"
-import { Runtime } from "../../../src/Runtime.ts"
-import type { ServiceContext } from "../../../src/Runtime.ts"
+import type { NativeApi } from "../../../src/ProcessApi.ts"
+import { capabilityKey } from "../../../src/Capabilities.ts"
 
 export const NODE = "test.os"
 
@@ -31,98 +32,87 @@ export interface CallOptions {
   readonly node?: string
 }
 
-const canonical = (params: string): string => {
-  const sort = (v: unknown): unknown =>
-    Array.isArray(v)
-      ? v.map(sort)
-      : v !== null && typeof v === "object"
-      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sort((v as Record<string, unknown>)[k])]))
-      : v
-  const parsed = Json.parse(params)
-  return Json.stringify(Result.isSuccess(parsed) ? sort(parsed.success) : null)
+type Answer = { readonly raw: Uint8Array; readonly blob: LazyLoadBlob | undefined }
+
+interface Session {
+  readonly api: NativeApi
+  readonly pending: Map<string, Deferred.Deferred<Answer, string>>
 }
 
 export class TestRuntime extends Context.Service<TestRuntime, {
   /** `source` is a process id string (`proc:pkg:pub`), a body is JSON (or raw bytes). */
   readonly call: (service: string, source: string, body: unknown, options?: CallOptions) => Effect.Effect<CallResult>
+  /** The holder's capabilities as `issuer\0canonical-params` keys. */
   readonly caps: (holder: string) => ReadonlyArray<string>
 }>()("test/services/TestRuntime") {
-  static readonly layer: Layer.Layer<Runtime | TestRuntime> = Layer.effectContext(Effect.gen(function*() {
-    const mailboxes = new Map<string, Queue.Queue<KernelMessage>>()
-    const pending = new Map<bigint, Deferred.Deferred<{ response: Response; blob: LazyLoadBlob | undefined }>>()
-    const caps = new Map<string, Set<string>>()
-    let nextId = 1n
+  static readonly layer = Layer.effect(
+    TestRuntime,
+    Effect.gen(function*() {
+      const kernel = yield* Kernel
+      const scope = yield* Effect.scope
+      const sessions = new Map<string, Session>()
+      let nextContext = 0
 
-    const key = (cap: Capability) => `${cap.issuer.toString()}|${canonical(cap.params)}`
-    const holderOf = (h: ProcessId | string) => typeof h === "string" ? h : h.toString()
-
-    const runtime = Runtime.of({
-      node: NODE,
-      serve: (name, options, program) =>
+      const sessionFor = (source: string) =>
         Effect.gen(function*() {
-          const mailbox = yield* Queue.bounded<KernelMessage>(options.mailboxCapacity ?? 65536)
-          const our = new Address({ node: NODE, process: pid(`${name}:distro:sys`) }, { disableChecks: true })
-          const ctx: ServiceContext = {
-            our,
-            take: Queue.take(mailbox),
-            takeBatch: Queue.takeBetween(mailbox, 1, 4096),
-            reply: (to, response, blob) => {
-              const d = pending.get(to.id)
-              if (d !== undefined) {
-                pending.delete(to.id)
-                Deferred.doneUnsafe(d, Effect.succeed({ response, blob }))
-              }
-              return undefined
-            },
-            send: () => 0n
+          const existing = sessions.get(source)
+          if (existing !== undefined) return existing
+          const api = yield* kernel.session(source, { capabilities: [], public: true }).pipe(Scope.provide(scope))
+          const session: Session = { api, pending: new Map() }
+          sessions.set(source, session)
+          yield* Effect.forkIn(
+            Effect.forever(Effect.flatMap(api.receiveEffect, (item) =>
+              Effect.sync(() => {
+                const context = item._tag === "SendError" ? item.context : item.message._tag === "Response" ? item.message.context : undefined
+                if (context === undefined) return
+                const key = new TextDecoder().decode(context)
+                const d = session.pending.get(key)
+                if (d === undefined) return
+                session.pending.delete(key)
+                if (item._tag === "SendError") Deferred.doneUnsafe(d, Effect.fail(`send failed: ${item.error.kind}`))
+                else Deferred.doneUnsafe(d, Effect.succeed({ raw: item.message.body, blob: api.getBlob() }))
+              }))),
+            scope
+          )
+          return session
+        })
+
+      const call = (service: string, source: string, body: unknown, options: CallOptions = {}) =>
+        Effect.gen(function*() {
+          const bytes = body instanceof Uint8Array ? body : Json.toBytes(body)
+          const blob = options.blob === undefined ? undefined : { mime: undefined, bytes: options.blob }
+          const target = new Address({ node: kernel.node, process: pid(`${service}:distro:sys`) }, { disableChecks: true })
+          if (options.node !== undefined && options.node !== kernel.node) {
+            // As a remote node's message arrives: through the router, from `net`.
+            kernel.router.deliver({
+              id: 1n,
+              source: Result.getOrThrow(parseAddress(`${options.node}@${source}`)),
+              target,
+              rsvp: null,
+              message: request({ body: bytes }),
+              blob
+            })
+            return { body: undefined, raw: new Uint8Array(0), blob: undefined }
           }
-          mailboxes.set(`${name}:distro:sys`, mailbox)
-          yield* Effect.addFinalizer(() => Effect.sync(() => mailboxes.delete(`${name}:distro:sys`)))
-          yield* Effect.forkScoped(program(ctx))
-        }),
-      hasCapability: (holder, cap) => caps.get(holderOf(holder))?.has(key(cap)) ?? false,
-      grantCapabilities: (holder, granted) =>
-        Effect.sync(() => {
-          const h = holderOf(holder)
-          const set = caps.get(h) ?? new Set<string>()
-          for (const c of granted) set.add(key(c))
-          caps.set(h, set)
-        }),
-      dropCapabilities: (holder, dropped) =>
-        Effect.sync(() => {
-          for (const c of dropped) caps.get(holderOf(holder))?.delete(key(c))
-        }),
-      processExists: (id) => mailboxes.has(holderOf(id))
-    })
+          const session = yield* sessionFor(source)
+          yield* kernel.grant(source, [messagingCap(kernel.node, `${service}:distro:sys`)])
+          if (options.noResponse) {
+            session.api.sendRequest(target, request({ body: bytes }), undefined, blob)
+            return { body: undefined, raw: new Uint8Array(0), blob: undefined }
+          }
+          const key = String(nextContext++)
+          const d = yield* Deferred.make<Answer, string>()
+          session.pending.set(key, d)
+          const refused = session.api.sendRequest(target, request({ body: bytes, expectsResponse: 30n }), new TextEncoder().encode(key), blob)
+          if (refused !== undefined) return yield* Effect.die(refused)
+          const answer = yield* Deferred.await(d).pipe(Effect.orDie)
+          return { body: Result.getOrThrow(Json.parseBytes(answer.raw)), raw: answer.raw, blob: answer.blob }
+        })
 
-    const call = (service: string, source: string, body: unknown, options: CallOptions = {}) =>
-      Effect.gen(function*() {
-        const mailbox = mailboxes.get(`${service}:distro:sys`)
-        if (mailbox === undefined) return yield* Effect.die(`no service ${service}`)
-        const id = nextId++
-        const src = Result.getOrThrow(parseAddress(`${options.node ?? NODE}@${source}`))
-        const bytes = body instanceof Uint8Array ? body : Json.toBytes(body)
-        const km: KernelMessage = {
-          id,
-          source: src,
-          target: new Address({ node: NODE, process: pid(`${service}:distro:sys`) }, { disableChecks: true }),
-          rsvp: null,
-          message: request({ body: bytes, ...(options.noResponse ? {} : { expectsResponse: 30n }) }),
-          blob: options.blob === undefined ? undefined : { mime: undefined, bytes: options.blob }
-        }
-        if (options.noResponse) {
-          yield* Queue.offer(mailbox, km)
-          return { body: undefined, raw: new Uint8Array(0), blob: undefined }
-        }
-        const d = yield* Deferred.make<{ response: Response; blob: LazyLoadBlob | undefined }>()
-        pending.set(id, d)
-        yield* Queue.offer(mailbox, km)
-        const r = yield* Deferred.await(d)
-        return { body: Result.getOrThrow(Json.parseBytes(r.response.body)), raw: r.response.body, blob: r.blob }
+      return TestRuntime.of({
+        call,
+        caps: (holder) => kernel.grants.list(holder).map((c) => capabilityKey(c.issuer, c.params))
       })
-
-    return Context.make(Runtime, runtime).pipe(
-      Context.add(TestRuntime, TestRuntime.of({ call, caps: (h) => [...(caps.get(h) ?? [])] }))
-    )
-  }))
+    })
+  ).pipe(Layer.provideMerge(kernelOverHome({ node: NODE }).layer))
 }

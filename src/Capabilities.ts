@@ -22,14 +22,26 @@ const sortKeys = (value: unknown): unknown => {
   return value
 }
 
-/** Params in a canonical text: parsed JSON printed with sorted keys, or the raw text if unparseable. */
+const canonicalCache = new Map<string, string>()
+const CANONICAL_CACHE_MAX = 10_000
+
+/**
+ * Params in a canonical text: parsed JSON printed with sorted keys, or the raw text if
+ * unparseable. Memoized (bounded): services check the same few params on every request.
+ */
 export const canonicalParams = (params: string): string => {
   if (params === "\"messaging\"" || params === "\"network\"") return params
+  const cached = canonicalCache.get(params)
+  if (cached !== undefined) return cached
+  let canonical: string
   try {
-    return JSON.stringify(sortKeys(JSON.parse(params)))
+    canonical = JSON.stringify(sortKeys(JSON.parse(params)))
   } catch {
-    return `raw:${params}`
+    canonical = `raw:${params}`
   }
+  if (canonicalCache.size >= CANONICAL_CACHE_MAX) canonicalCache.clear()
+  canonicalCache.set(params, canonical)
+  return canonical
 }
 
 /** The key a capability is stored and compared under. */

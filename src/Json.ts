@@ -22,9 +22,14 @@ const reviveBigInts = function(this: unknown, _key: string, value: unknown, cont
   return value
 }
 
+/** 16 digits in a row: the shortest text that can hold an integer beyond 2^53. */
+const mayHoldBigInt = /\d{16}/
+
 /** Parses JSON text; unsafe integers come back as `bigint`. */
 export const parse = (text: string): Result.Result<unknown, JsonParseError> => {
   try {
+    // The reviver costs a call per value; skip it when no number could be unsafe.
+    if (!mayHoldBigInt.test(text)) return Result.succeed(JSON.parse(text))
     return Result.succeed(JSON.parse(text, reviveBigInts as (key: string, value: unknown) => unknown))
   } catch (e) {
     return Result.fail(new JsonParseError({ reason: e instanceof Error ? e.message : String(e) }))

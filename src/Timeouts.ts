@@ -24,33 +24,46 @@ export class Timeouts extends Context.Service<Timeouts, {
     Timeouts,
     Effect.gen(function*() {
       const clock = yield* Clock.Clock
-      const lanes = new Map<number, Array<TimeoutHandle>>()
+      /** One FIFO per duration; `head` skips settled entries without shifting the array. */
+      interface Lane {
+        items: Array<TimeoutHandle>
+        head: number
+      }
+      const lanes = new Map<number, Lane>()
+      const compact = (lane: Lane) => {
+        if (lane.head > 1024 && lane.head * 2 > lane.items.length) {
+          lane.items = lane.items.slice(lane.head)
+          lane.head = 0
+        }
+      }
       let wake = yield* Deferred.make<void>()
       let sleepingUntil = Infinity
 
       const earliest = (): number => {
         let min = Infinity
         for (const [seconds, lane] of lanes) {
-          while (lane.length > 0 && lane[0]!.cancelled) lane.shift()
-          if (lane.length === 0) lanes.delete(seconds)
-          else if (lane[0]!.deadline < min) min = lane[0]!.deadline
+          while (lane.head < lane.items.length && lane.items[lane.head]!.cancelled) lane.head++
+          if (lane.head === lane.items.length) lanes.delete(seconds)
+          else {
+            compact(lane)
+            if (lane.items[lane.head]!.deadline < min) min = lane.items[lane.head]!.deadline
+          }
         }
         return min
       }
 
       const fireDue = (now: number) => {
         for (const [seconds, lane] of lanes) {
-          let i = 0
-          while (i < lane.length && lane[i]!.deadline <= now) {
-            const h = lane[i]!
-            i++
+          while (lane.head < lane.items.length && lane.items[lane.head]!.deadline <= now) {
+            const h = lane.items[lane.head]!
+            lane.head++
             if (!h.cancelled) {
               h.cancelled = true
               h.fire()
             }
           }
-          if (i > 0) lane.splice(0, i)
-          if (lane.length === 0) lanes.delete(seconds)
+          if (lane.head === lane.items.length) lanes.delete(seconds)
+          else compact(lane)
         }
       }
 
@@ -77,10 +90,10 @@ export class Timeouts extends Context.Service<Timeouts, {
           const handle: TimeoutHandle = { cancelled: false, deadline: clock.currentTimeMillisUnsafe() + ms, fire }
           let lane = lanes.get(ms)
           if (lane === undefined) {
-            lane = []
+            lane = { items: [], head: 0 }
             lanes.set(ms, lane)
           }
-          lane.push(handle)
+          lane.items.push(handle)
           if (handle.deadline < sleepingUntil) {
             sleepingUntil = handle.deadline
             Deferred.doneUnsafe(wake, Effect.void)

@@ -52,20 +52,9 @@ export const kernelOverHome = (options: Omit<TestNodeOptions, "home"> = {}) => {
   return { layer, lines: printout.lines }
 }
 
-/** The kernel on real LMDB; exposes Kernel, Runtime, Printout (memory), Home. */
+/** The kernel on real LMDB; exposes Kernel, Runtime, Printout (memory), NodeKey, Home. */
 export const testKernel = (options: TestNodeOptions = {}) => {
-  const printout = Printout.memory()
+  const { layer, lines } = kernelOverHome(options)
   const home = options.home === undefined ? TempHome : Layer.succeed(Home, { path: options.home })
-  const layer = NetOffline.pipe(
-    Layer.provideMerge(KernelLive),
-    Layer.provide(ProgramLoaderLive),
-    Layer.provide(NativePrograms.make({ echo, ...options.programs })),
-    Layer.provide(KernelStoreLmdb),
-    Layer.provide(Lmdb.layer),
-    Layer.provideMerge(NodeKeyEphemeral),
-    Layer.provideMerge(KernelConfig.layer(options.node ?? "test.dev", options.mailboxCapacity)),
-    Layer.provideMerge(printout.layer),
-    Layer.provideMerge(home)
-  )
-  return { layer, lines: printout.lines }
+  return { layer: layer.pipe(Layer.provideMerge(home)), lines }
 }

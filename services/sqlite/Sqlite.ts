@@ -11,7 +11,7 @@
  * enforced; strings bind as TEXT (no base64 guessing, BLOBs are explicit, see
  * Protocol.ts); `RemoveDb` removes for good (`NoDb` until `Open`); kernel skips checks.
  */
-import { Context, Effect, Layer, Result, Schema, Semaphore } from "effect"
+import { Context, Effect, Layer, Result, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { SQLInputValue } from "node:sqlite"
@@ -20,8 +20,8 @@ import { Home } from "../../src/Home.ts"
 import { Address, KERNEL, pid } from "../../src/Ids.ts"
 import * as Json from "../../src/Json.ts"
 import type { LazyLoadBlob } from "../../src/Message.ts"
-import { response } from "../../src/Message.ts"
-import { Runtime, wantsReply } from "../../src/Runtime.ts"
+import { Runtime } from "../../src/Runtime.ts"
+import { serveInLanes } from "../../src/ServiceLanes.ts"
 import type { EngineResult } from "./Engine.ts"
 import { makeEngineClient } from "./EngineClient.ts"
 import { capParams, READ_KEYWORDS, SqliteFailure, SqliteRequest, SqlParams, WRITE_KEYWORDS } from "./Protocol.ts"
@@ -219,42 +219,7 @@ export class Sqlite extends Context.Service<Sqlite, {
   static readonly serve = Layer.effectDiscard(Effect.gen(function*() {
     const runtime = yield* Runtime
     const sqlite = yield* Sqlite
-    yield* runtime.serve("sqlite", { public: false }, (ctx) =>
-      Effect.gen(function*() {
-        const lanes = new Map<string, { readonly lock: Semaphore.Semaphore; users: number }>()
-        const inFlight = yield* Semaphore.make(MAX_IN_FLIGHT)
-        while (true) {
-          const batch = yield* ctx.takeBatch
-          for (const km of batch) {
-            if (km.message._tag !== "Request" || km.source.node !== runtime.node) continue
-            const key = km.source.process.toString()
-            let lane = lanes.get(key)
-            if (lane === undefined) {
-              lane = { lock: Semaphore.makeUnsafe(1), users: 0 }
-              lanes.set(key, lane)
-            }
-            const l = lane
-            l.users++
-            yield* inFlight.take(1)
-            yield* Effect.forkChild(
-              l.lock.withPermits(1)(sqlite.handle(km.source, km.message.body, km.blob)).pipe(
-                Effect.tap((r) =>
-                  Effect.sync(() => {
-                    if (wantsReply(km)) ctx.reply(km, response({ body: r.body }), r.blob)
-                  })
-                ),
-                Effect.ensuring(Effect.andThen(
-                  inFlight.release(1),
-                  Effect.sync(() => {
-                    if (--l.users === 0) lanes.delete(key)
-                  })
-                ))
-              ),
-              { startImmediately: true }
-            )
-          }
-        }
-      }))
+    yield* runtime.serve("sqlite", { public: false }, (ctx) => serveInLanes(ctx, runtime.node, MAX_IN_FLIGHT, sqlite.handle))
   }))
 
   static readonly layer = Sqlite.serve.pipe(Layer.provide(Sqlite.layerNoDeps))

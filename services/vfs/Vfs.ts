@@ -12,7 +12,7 @@
  * Requests from one process are served in arrival order (their cursors depend on it);
  * different processes' requests run concurrently.
  */
-import { Context, Effect, Layer, Result, Schema, Semaphore } from "effect"
+import { Context, Effect, Layer, Result, Schema } from "effect"
 import { unzipSync } from "fflate"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -20,8 +20,8 @@ import { Home } from "../../src/Home.ts"
 import { Address, KERNEL, pid } from "../../src/Ids.ts"
 import * as Json from "../../src/Json.ts"
 import type { LazyLoadBlob } from "../../src/Message.ts"
-import { response } from "../../src/Message.ts"
-import { Runtime, wantsReply } from "../../src/Runtime.ts"
+import { Runtime } from "../../src/Runtime.ts"
+import { serveInLanes } from "../../src/ServiceLanes.ts"
 import * as Disk from "./Disk.ts"
 import { findSymlink, isProblem, resolve } from "./Paths.ts"
 import type { VfsPath } from "./Paths.ts"
@@ -353,42 +353,7 @@ export class Vfs extends Context.Service<Vfs, {
   static readonly serve = Layer.effectDiscard(Effect.gen(function*() {
     const runtime = yield* Runtime
     const vfs = yield* Vfs
-    yield* runtime.serve("vfs", { public: false }, (ctx) =>
-      Effect.gen(function*() {
-        const lanes = new Map<string, { readonly lock: Semaphore.Semaphore; users: number }>()
-        const inFlight = yield* Semaphore.make(MAX_IN_FLIGHT)
-        while (true) {
-          const batch = yield* ctx.takeBatch
-          for (const km of batch) {
-            if (km.message._tag !== "Request" || km.source.node !== runtime.node) continue
-            const key = km.source.process.toString()
-            let lane = lanes.get(key)
-            if (lane === undefined) {
-              lane = { lock: Semaphore.makeUnsafe(1), users: 0 }
-              lanes.set(key, lane)
-            }
-            const l = lane
-            l.users++
-            yield* inFlight.take(1)
-            yield* Effect.forkChild(
-              l.lock.withPermits(1)(vfs.handle(km.source, km.message.body, km.blob)).pipe(
-                Effect.tap((r) =>
-                  Effect.sync(() => {
-                    if (wantsReply(km)) ctx.reply(km, response({ body: r.body }), r.blob)
-                  })
-                ),
-                Effect.ensuring(Effect.andThen(
-                  inFlight.release(1),
-                  Effect.sync(() => {
-                    if (--l.users === 0) lanes.delete(key)
-                  })
-                ))
-              ),
-              { startImmediately: true }
-            )
-          }
-        }
-      }))
+    yield* runtime.serve("vfs", { public: false }, (ctx) => serveInLanes(ctx, runtime.node, MAX_IN_FLIGHT, vfs.handle))
   }))
 
   static readonly layer = Vfs.serve.pipe(Layer.provide(Vfs.layerNoDeps))

@@ -11,12 +11,12 @@
  */
 import { Cause, Clock, Context, Effect, Exit, Fiber, Layer, Result, Schema, Scope } from "effect"
 import { GrantTable, signingBytes } from "./Capabilities.ts"
-import { Address, checkKimapSafe, type ProcessId, parseProcessId } from "./Ids.ts"
+import { Address, checkKimapSafe, parseProcessId, pid, type ProcessId } from "./Ids.ts"
 import { KernelStore, type ProcessRecord } from "./KernelStore.ts"
 import { DEFAULT_MAILBOX_CAPACITY, Mailbox } from "./Mailbox.ts"
 import type { Capability, KernelMessage, LazyLoadBlob, OnExit, Request, SignedCapability } from "./Message.ts"
 import { NodeKey } from "./NodeKey.ts"
-import { type NativeApi, type NativeProgram, SpawnFailed, type SpawnOptions } from "./ProcessApi.ts"
+import { type NativeApi, type NativeProgram, SpawnFailed, type SpawnOptions, SendRefused } from "./ProcessApi.ts"
 import { type HostKernel, ProcessHost, type RefusalMode } from "./ProcessHost.ts"
 import { Printout } from "./Printout.ts"
 import { NATIVE_PREFIX, ProgramLoader } from "./ProgramLoader.ts"
@@ -118,25 +118,26 @@ export interface KernelApi {
   readonly signCapability: (cap: Capability) => SignedCapability
 }
 
-import type { SendRefused } from "./ProcessApi.ts"
 
 export class Kernel extends Context.Service<Kernel, KernelApi>()("kernel/Kernel") {}
 
 const U64_MASK = (1n << 64n) - 1n
 
-export const messagingCap = (node: string, target: string): Capability => ({
-  issuer: new Address({ node, process: processIdFromString(target) }, { disableChecks: true }),
+/** `<node>@<id>` for an id known to be well-formed (kernel constants, registered processes). */
+const localAddress = (node: string, id: string | ProcessId): Address =>
+  new Address({ node, process: typeof id === "string" ? pid(id) : id }, { disableChecks: true })
+
+/** The capability to message `target` on `node`. */
+export const messagingCap = (node: string, target: string | ProcessId): Capability => ({
+  issuer: localAddress(node, target),
   params: "\"messaging\""
 })
 
-export const networkCap = (node: string): Capability => messagingCapWith(node, "kernel:distro:sys", "\"network\"")
-
-const messagingCapWith = (node: string, issuer: string, params: string): Capability => ({
-  issuer: new Address({ node, process: processIdFromString(issuer) }, { disableChecks: true }),
-  params
+/** The capability to send to and receive from other nodes. */
+export const networkCap = (node: string): Capability => ({
+  issuer: localAddress(node, "kernel:distro:sys"),
+  params: "\"network\""
 })
-
-const processIdFromString = (id: string): ProcessId => Result.getOrThrow(parseProcessId(id))
 
 /** Kinode's restart back-off: 0, <=1, 1, 2, 4, 8 ... seconds for a tight crash loop, unbounded. */
 export class RestartBackoff {
@@ -175,8 +176,8 @@ const makeKernel = Effect.gen(function*() {
   let idCounter = BigInt.asUintN(64, BigInt(Math.floor(Math.random() * 2 ** 53)) << 11n)
   const nextId = () => (idCounter = (idCounter + 1n) & U64_MASK)
 
-  const kernelAddress = new Address({ node, process: processIdFromString("kernel:distro:sys") }, { disableChecks: true })
-  const addressOf = (pid: ProcessId) => new Address({ node, process: pid }, { disableChecks: true })
+  const kernelAddress = localAddress(node, "kernel:distro:sys")
+  const addressOf = (id: ProcessId) => localAddress(node, id)
 
   const signCapability = (cap: Capability): SignedCapability => ({
     issuer: cap.issuer,
@@ -236,7 +237,7 @@ const makeKernel = Effect.gen(function*() {
       if (refused !== undefined) {
         pendingCalls.delete(id)
         timer.cancelled = true
-        resume(Effect.succeed(new SendRefusedError({ target: target.toString(), reason: refused })))
+        resume(Effect.succeed(new SendRefused({ target: target.toString(), reason: refused })))
       }
     })
 
@@ -251,8 +252,9 @@ const makeKernel = Effect.gen(function*() {
 
   // ---- process hosts ---------------------------------------------------------------
 
-  const stateTarget = new Address({ node, process: processIdFromString("state:distro:sys") }, { disableChecks: true })
+  const stateTarget = localAddress(node, "state:distro:sys")
   const utf8 = new TextEncoder()
+  const utf8Decoder = new TextDecoder()
   const stateRequest = (verb: "GetState" | "SetState" | "DeleteState", pid: ProcessId) =>
     ({
       _tag: "Request",
@@ -265,8 +267,8 @@ const makeKernel = Effect.gen(function*() {
 
   const stateCall = (verb: "GetState" | "SetState" | "DeleteState", pid: ProcessId, blob?: LazyLoadBlob) =>
     Effect.map(call(stateTarget, stateRequest(verb, pid), blob), (r) => {
-      if (r === "timeout" || r instanceof SendRefusedError) return { ok: false as const, blob: undefined }
-      const body = new TextDecoder().decode(r.message.body)
+      if (r === "timeout" || r instanceof SendRefused) return { ok: false as const, blob: undefined }
+      const body = utf8Decoder.decode(r.message.body)
       return { ok: body === JSON.stringify(verb), blob: r.blob }
     })
 
@@ -433,7 +435,7 @@ const makeKernel = Effect.gen(function*() {
     Effect.gen(function*() {
       const parentId = parent.process
       const name = options.name ?? BigInt.asUintN(64, nextId() * 0x9e3779b97f4a7c15n).toString()
-      const child = processIdFromString(`${name}:${parentId.packageName}:${parentId.publisherNode}`)
+      const child = pid(`${name}:${parentId.packageName}:${parentId.publisherNode}`)
       const childId = child.toString()
       if (processes.has(childId)) return new SpawnFailed({ reason: "name-taken" })
       if (!options.wasmPath.startsWith(NATIVE_PREFIX) && !(yield* readableByCaller(parent, options.wasmPath))) {
@@ -480,7 +482,7 @@ const makeKernel = Effect.gen(function*() {
       const pkg = parts[1] ?? ""
       const drive = `/${pkg}/${parts[2] ?? ""}`
       const callerPkg = `${caller.process.packageName}:${caller.process.publisherNode}`
-      const vfs = new Address({ node, process: processIdFromString("vfs:distro:sys") }, { disableChecks: true })
+      const vfs = localAddress(node, "vfs:distro:sys")
       const mayRead = pkg === callerPkg ||
         grants.has(caller.process.toString(), { issuer: vfs, params: JSON.stringify({ kind: "read", drive }) }) ||
         grants.has(caller.process.toString(), { issuer: vfs, params: "{\"root\":true}" })
@@ -493,8 +495,8 @@ const makeKernel = Effect.gen(function*() {
         metadata: undefined,
         capabilities: []
       })
-      if (r === "timeout" || r instanceof SendRefusedError) return false
-      return new TextDecoder().decode(r.message.body).includes("\"file_type\":\"File\"")
+      if (r === "timeout" || r instanceof SendRefused) return false
+      return utf8Decoder.decode(r.message.body).includes("\"file_type\":\"File\"")
     })
 
   // ---- sessions and runtime modules ------------------------------------------------
@@ -502,7 +504,7 @@ const makeKernel = Effect.gen(function*() {
   const registerTransient = (id: string, isPublic: boolean, capacity: number, status: ProcessStatus) => {
     const live: Live = {
       record: { id, handle: "", witVersion: null, onExit: { _tag: "None" }, public: isPublic, capabilities: [] },
-      pid: processIdFromString(id),
+      pid: pid(id),
       mailbox: new Mailbox(capacity),
       host: undefined,
       status,
@@ -566,7 +568,7 @@ const makeKernel = Effect.gen(function*() {
             message: response,
             blob
           })
-          return refused === undefined ? undefined : new SendRefusedError({ target: (to.rsvp ?? to.source).toString(), reason: refused })
+          return refused === undefined ? undefined : new SendRefused({ target: (to.rsvp ?? to.source).toString(), reason: refused })
         },
         send: (target, request, blob) => {
           const id = nextId()
@@ -578,7 +580,7 @@ const makeKernel = Effect.gen(function*() {
             message: request,
             blob
           })
-          return refused === undefined ? id : new SendRefusedError({ target: target.toString(), reason: refused })
+          return refused === undefined ? id : new SendRefused({ target: target.toString(), reason: refused })
         }
       }
       const fiber = yield* Effect.forkScoped(program(ctx).pipe(
@@ -698,7 +700,6 @@ const makeKernel = Effect.gen(function*() {
   return { kernel, runtime, settleCall }
 })
 
-import { SendRefused as SendRefusedError } from "./ProcessApi.ts"
 
 const describeCause = (cause: Cause.Cause<unknown>): string => {
   const text = Cause.pretty(cause)

@@ -9,9 +9,8 @@
  * expected) and a level-0 printout; Kinode only logs it, leaving the caller to time out.
  */
 import { Effect, Layer, Queue, Result } from "effect"
-import { Address, type ProcessId } from "./Ids.ts"
 import * as Json from "./Json.ts"
-import { Kernel, KernelCalls, type ProcessInfo } from "./Kernel.ts"
+import { Kernel, KernelCalls, messagingCap, type ProcessInfo } from "./Kernel.ts"
 import {
   capabilityToJson,
   commandError,
@@ -85,7 +84,7 @@ export const KernelCommandsLive = Layer.effectDiscard(
           }))
           if (Result.isSuccess(result)) {
             // The sender may message what it created.
-            yield* kernel.grant(sender, [messagingCapFor(kernel.node, c.id)])
+            yield* kernel.grant(sender, [messagingCap(kernel.node, c.id)])
             return answer("InitializedProcess")
           }
           printout.print(0, "kernel", `InitializeProcess ${c.id} refused: ${result.failure.reason}`)
@@ -144,10 +143,6 @@ export const KernelCommandsLive = Layer.effectDiscard(
   })
 )
 
-const messagingCapFor = (node: string, id: ProcessId) => ({
-  issuer: new Address({ node, process: id }, { disableChecks: true }),
-  params: "\"messaging\""
-})
 
 const COMMANDS = new Set([
   "Booted", "Shutdown", "InitializeProcess", "GrantCapabilities", "DropCapabilities", "SetOnExit", "RunProcess",

@@ -405,10 +405,5 @@ export class ProcessHost implements ProcessApi {
     if (r === undefined) return undefined
     return r._tag === "SendError" ? r.error : { source: r.source, message: r.message }
   }
-
-  /** Items still waiting when the process ends (for diagnostics). */
-  pending(): number {
-    return this.mailbox.size + this.setAside.length
-  }
 }
 

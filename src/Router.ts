@@ -13,9 +13,8 @@
  * Only the exact id `kernel:distro:sys` is the kernel. Kinode routes any process
  * *named* `kernel` to its command handler [quirk]; here such a process is ordinary.
  */
-import { Context, Effect, Layer } from "effect"
 import { capabilityKey, type GrantTable } from "./Capabilities.ts"
-import { Address, ProcessId } from "./Ids.ts"
+import { Address } from "./Ids.ts"
 import type { Mailbox } from "./Mailbox.ts"
 import { type KernelMessage, MAX_MESSAGE_BYTES, messageSize, type SendError } from "./Message.ts"
 import type { RefusalReason } from "./ProcessApi.ts"
@@ -49,7 +48,6 @@ const EXEMPT_SOURCES = new Set(["kernel:distro:sys", "state:distro:sys", "vfs:di
 
 export class RouterCore {
   private readonly entries = new Map<string, RouteEntry>()
-  /** Ids registered in the process map whose mailbox is gone (killed or failed to start). */
   private remote: RemoteHandler = () => "Offline"
   readonly node: string
   private readonly grants: GrantTable
@@ -139,16 +137,3 @@ export class RouterCore {
     return entry === undefined ? false : entry.mailbox.offerInternal({ _tag: "FailedSend", id, error })
   }
 }
-
-export class Router extends Context.Service<Router, RouterCore>()("kernel/Router") {}
-
-export const processIdOf = (id: string): ProcessId => {
-  const [processName, packageName, publisherNode] = id.split(":")
-  return new ProcessId(
-    { processName: processName!, packageName: packageName!, publisherNode: publisherNode! },
-    { disableChecks: true }
-  )
-}
-
-export const makeRouterLayer = (node: string, grants: GrantTable) =>
-  Layer.effect(Router, Effect.sync(() => new RouterCore(node, grants)))

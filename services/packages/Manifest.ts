@@ -12,17 +12,13 @@ export const CapabilityRequest = Schema.Union([
 ])
 export type CapabilityRequest = typeof CapabilityRequest.Type
 
-const OnExitRequest = Schema.Tuple([
-  Schema.String,
-  Schema.Struct({
-    inherit: Schema.Boolean,
-    expects_response: Schema.NullOr(Schema.Number),
-    body: Schema.Array(Schema.Number),
-    metadata: Schema.NullOr(Schema.String),
-    capabilities: Schema.Array(Schema.Unknown)
-  }),
-  Schema.NullOr(Schema.Unknown)
-])
+/**
+ * One on-exit request: `[target address, request, blob | null]` in the kernel's JSON
+ * form (`SetOnExit`, kinode-semantics §5.7). Only the shape is checked here; the
+ * installer decodes the request and blob with the kernel's own schema and accepts a
+ * target without a node (or with `our`) as this node's.
+ */
+const OnExitRequest = Schema.Tuple([Schema.String, Schema.Unknown, Schema.Unknown])
 
 export const ManifestOnExit = Schema.Union([
   Schema.Literals(["None", "Restart"]),
@@ -44,6 +40,42 @@ export type ManifestEntry = typeof ManifestEntry.Type
 export const Manifest = Schema.Array(ManifestEntry)
 export type Manifest = typeof Manifest.Type
 
+/** `scripts.json`: `<name>.wasm` → how the terminal runs it (kinode-semantics §7, §8). */
+export const ScriptEntry = Schema.Struct({
+  root: Schema.Boolean,
+  public: Schema.Boolean,
+  request_networking: Schema.Boolean,
+  request_capabilities: Schema.optionalKey(Schema.NullOr(Schema.Array(CapabilityRequest))),
+  grant_capabilities: Schema.optionalKey(Schema.NullOr(Schema.Array(CapabilityRequest))),
+  wit_version: Schema.optionalKey(Schema.NullOr(Schema.Int))
+})
+export const Scripts = Schema.Record(Schema.String, ScriptEntry)
+export type Scripts = typeof Scripts.Type
+
+const OptionalText = Schema.optionalKey(Schema.NullOr(Schema.String))
+
+/** `metadata.json` (ERC-721 style, kinode-semantics §7). */
+export const Metadata = Schema.Struct({
+  name: OptionalText,
+  description: OptionalText,
+  image: OptionalText,
+  external_url: OptionalText,
+  animation_url: OptionalText,
+  properties: Schema.Struct({
+    package_name: Schema.String,
+    publisher: Schema.String,
+    current_version: Schema.String,
+    mirrors: Schema.Array(Schema.String),
+    code_hashes: Schema.Record(Schema.String, Schema.String),
+    license: OptionalText,
+    screenshots: Schema.optionalKey(Schema.NullOr(Schema.Array(Schema.String))),
+    wit_version: Schema.optionalKey(Schema.NullOr(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)))),
+    dependencies: Schema.optionalKey(Schema.NullOr(Schema.Array(Schema.String))),
+    api_includes: Schema.optionalKey(Schema.NullOr(Schema.Array(Schema.String)))
+  })
+})
+export type Metadata = typeof Metadata.Type
+
 /** `package:publisher`. */
 export const PackageId = Schema.Struct({ package: Schema.String, publisher: Schema.String })
 export type PackageId = typeof PackageId.Type
@@ -52,6 +84,33 @@ export const packageText = (p: PackageId) => `${p.package}:${p.publisher}`
 export class ZipUnreadable extends Schema.TaggedError<ZipUnreadable>()("ZipUnreadable", {
   package: Schema.String,
   reason: Schema.String
+}) {}
+
+/** A zip over one of the limits of `ZIP_LIMITS` (PackageZip.ts). */
+export class ZipLimitExceeded extends Schema.TaggedError<ZipLimitExceeded>()("ZipLimitExceeded", {
+  package: Schema.String,
+  limit: Schema.Literals(["zip-bytes", "entries", "entry-bytes", "total-bytes"]),
+  /** The entry that crossed the limit; `""` (or `"api.zip/"`) for the zip as a whole. */
+  entry: Schema.String,
+  size: Schema.Number,
+  max: Schema.Number
+}) {}
+
+/** A zip entry that is not a plain file or directory, or cannot be written beside the others. */
+export class ZipEntryRefused extends Schema.TaggedError<ZipEntryRefused>()("ZipEntryRefused", {
+  package: Schema.String,
+  entry: Schema.String,
+  /** `symlink`, `special file`, `duplicate name`, `compression method <n>`, `<dir> is a file`. */
+  reason: Schema.String
+}) {}
+
+/** `scripts.json`, `metadata.json` or `api.zip` that is present but unusable. */
+export class PackageFileInvalid extends Schema.TaggedError<PackageFileInvalid>()("PackageFileInvalid", {
+  package: Schema.String,
+  file: Schema.Literals(["scripts.json", "metadata.json", "api.zip"]),
+  /** JSON path of the offending field, `""` for the whole file. */
+  field: Schema.String,
+  issue: Schema.String
 }) {}
 
 export class ManifestMissing extends Schema.TaggedError<ManifestMissing>()("ManifestMissing", {
@@ -95,7 +154,17 @@ export class NotInstalled extends Schema.TaggedError<NotInstalled>()("NotInstall
   package: Schema.String
 }) {}
 
-export type InstallError = InvalidPackageId | ZipUnreadable | ManifestMissing | ManifestInvalid | PathEscapes | VfsFailed | ProcessFailed
+export type InstallError =
+  | InvalidPackageId
+  | ZipUnreadable
+  | ZipLimitExceeded
+  | ZipEntryRefused
+  | ManifestMissing
+  | ManifestInvalid
+  | PackageFileInvalid
+  | PathEscapes
+  | VfsFailed
+  | ProcessFailed
 
 const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1()
 
@@ -107,20 +176,35 @@ export const fieldPath = (path: ReadonlyArray<unknown>): string =>
   }).join("").replace(/^\./, "")
 
 const decodeManifest = Schema.decodeUnknownResult(Manifest)
+const decodeScripts = Schema.decodeUnknownResult(Scripts)
+const decodeMetadata = Schema.decodeUnknownResult(Metadata)
 
-/** Parses and validates manifest text; the error names the first bad field. */
-export const parseManifest = (pkg: string, text: string): Result.Result<Manifest, ManifestInvalid> => {
+/** JSON text, then a schema; on failure the first issue's path and message. */
+const parseJson = <A>(
+  text: string,
+  decode: (u: unknown) => Result.Result<A, { readonly issue: SchemaIssue.Issue }>
+): Result.Result<A, { readonly field: string; readonly issue: string }> => {
   let raw: unknown
   try {
     raw = JSON.parse(text)
   } catch (e) {
-    return Result.fail(new ManifestInvalid({ package: pkg, field: "", issue: `not JSON: ${e instanceof Error ? e.message : String(e)}` }))
+    return Result.fail({ field: "", issue: `not JSON: ${e instanceof Error ? e.message : String(e)}` })
   }
-  const r = decodeManifest(raw)
+  const r = decode(raw)
   if (Result.isSuccess(r)) return Result.succeed(r.success)
   const first = formatIssue(r.failure.issue).issues[0]
-  return Result.fail(new ManifestInvalid({ package: pkg, field: fieldPath(first?.path ?? []), issue: first?.message ?? "invalid" }))
+  return Result.fail({ field: fieldPath(first?.path ?? []), issue: first?.message ?? "invalid" })
 }
+
+/** Parses and validates manifest text; the error names the first bad field. */
+export const parseManifest = (pkg: string, text: string): Result.Result<Manifest, ManifestInvalid> =>
+  Result.mapError(parseJson(text, decodeManifest), (e) => new ManifestInvalid({ package: pkg, ...e }))
+
+export const parseScripts = (pkg: string, text: string): Result.Result<Scripts, PackageFileInvalid> =>
+  Result.mapError(parseJson(text, decodeScripts), (e) => new PackageFileInvalid({ package: pkg, file: "scripts.json", ...e }))
+
+export const parseMetadata = (pkg: string, text: string): Result.Result<Metadata, PackageFileInvalid> =>
+  Result.mapError(parseJson(text, decodeMetadata), (e) => new PackageFileInvalid({ package: pkg, file: "metadata.json", ...e }))
 
 /**
  * A path inside the package: relative, `/`-separated, no `.`/`..`/empty segments,

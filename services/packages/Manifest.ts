@@ -179,6 +179,12 @@ const decodeManifest = Schema.decodeUnknownResult(Manifest)
 const decodeScripts = Schema.decodeUnknownResult(Scripts)
 const decodeMetadata = Schema.decodeUnknownResult(Metadata)
 
+/** The first issue of a schema failure: its JSON path and message. */
+export const firstIssue = (issue: SchemaIssue.Issue): { readonly field: string; readonly issue: string } => {
+  const first = formatIssue(issue).issues[0]
+  return { field: fieldPath(first?.path ?? []), issue: first?.message ?? "invalid" }
+}
+
 /** JSON text, then a schema; on failure the first issue's path and message. */
 const parseJson = <A>(
   text: string,
@@ -191,9 +197,7 @@ const parseJson = <A>(
     return Result.fail({ field: "", issue: `not JSON: ${e instanceof Error ? e.message : String(e)}` })
   }
   const r = decode(raw)
-  if (Result.isSuccess(r)) return Result.succeed(r.success)
-  const first = formatIssue(r.failure.issue).issues[0]
-  return Result.fail({ field: fieldPath(first?.path ?? []), issue: first?.message ?? "invalid" })
+  return Result.isSuccess(r) ? Result.succeed(r.success) : Result.fail(firstIssue(r.failure.issue))
 }
 
 /** Parses and validates manifest text; the error names the first bad field. */

@@ -37,7 +37,7 @@ import type { Capability, OnExit, Request } from "../../src/Message.ts"
 import { request } from "../../src/Message.ts"
 import { SendRefused } from "../../src/ProcessApi.ts"
 import {
-  type CapabilityRequest, fieldPath, type InstallError, InvalidPackageId, type Manifest, type ManifestEntry, ManifestInvalid,
+  type CapabilityRequest, firstIssue, type InstallError, InvalidPackageId, type Manifest, type ManifestEntry, ManifestInvalid,
   ManifestMissing, NotInstalled, PackageFileInvalid, type PackageId, packageText, parseManifest, parseMetadata, parseScripts,
   PathEscapes, ProcessFailed, safeRelativePath, VfsFailed
 } from "./Manifest.ts"
@@ -192,9 +192,8 @@ const make = Effect.gen(function*() {
     }
     const decoded = decodeOnExit({ Requests: requests })
     if (Result.isFailure(decoded)) {
-      const issue = decoded.failure.issue
-      const path = "path" in issue && Array.isArray(issue.path) ? issue.path : []
-      return Result.fail(new ManifestInvalid({ package: pkg, field: `${field}.${fieldPath(path)}`.replace(/\.$/, ""), issue: decoded.failure.message }))
+      const first = firstIssue(decoded.failure.issue)
+      return Result.fail(new ManifestInvalid({ package: pkg, field: `${field}.${first.field}`, issue: first.issue }))
     }
     return Result.succeed(onExitFromJson(decoded.success))
   }

@@ -209,7 +209,7 @@ describe("packages: kinode-semantics §7", () => {
       assert.strictEqual(text(yield* ask(api, "a:hello:test.dev", "v2")), "v2")
     })))
 
-  it.live("uninstall, then install again: same processes and caps, answering", () =>
+  it.live("install twice, uninstall, install again: same processes and caps, data drives kept, answering", () =>
     run(Effect.gen(function*() {
       const packages = yield* Packages
       const kernel = yield* Kernel
@@ -217,12 +217,20 @@ describe("packages: kinode-semantics §7", () => {
       const zip = yield* pkgZip([entry({ request_capabilities: ["kv:distro:sys"] })])
       yield* packages.install(PKG, zip)
       const caps = capsOf(kernel.info(ID)!.capabilities)
+      // The package's other drives are its data: kept by reinstall and uninstall (Kinode removes only pkg).
+      const data = path.join(home.path, "vfs", "hello:test.dev", "data")
+      fs.mkdirSync(data, { recursive: true })
+      fs.writeFileSync(path.join(data, "keep.txt"), "kept")
+      yield* packages.install(PKG, zip)
+      assert.deepStrictEqual(capsOf(kernel.info(ID)!.capabilities), caps)
+      assert.strictEqual(kernel.processes().filter((p) => p.id === ID).length, 1)
       // A cap granted to the process from outside is forgotten with it.
       yield* kernel.grant(ID, [messagingCap(kernel.node, "timer:distro:sys")])
       assert.deepStrictEqual(yield* packages.uninstall(PKG), [ID])
       assert.isUndefined(kernel.info(ID))
       assert.deepStrictEqual(kernel.grants.list(ID), [])
       assert.isFalse(fs.existsSync(path.join(home.path, "vfs", "hello:test.dev", "pkg")))
+      assert.strictEqual(fs.readFileSync(path.join(data, "keep.txt"), "utf8"), "kept")
       yield* packages.install(PKG, zip)
       assert.deepStrictEqual(capsOf(kernel.info(ID)!.capabilities), caps)
       const api = yield* driver([ID])

@@ -3,11 +3,15 @@
  *   - WAT echo component: sequential request/response round trips from a driver
  *     session (p50/p99 per round trip), spawn latency (initialize+run from the
  *     component cache), instantiate time, memory per idle process;
+ *   - Wasm<->Wasm: the WAT pinger (test/fixtures/wasm/pinger.wat) does n round
+ *     trips with the WAT echo through the router, timing each with the guest's
+ *     monotonic clock (p50/p99) in a second run;
  *   - the TypeScript echo app (componentize-js): round trips, instantiate time;
+ *   - the same WAT echo without the kernel (bench/WasmGlue.ts): bare jco glue
+ *     and our host alone, so the kernel's cost reads as a ratio;
  *   - cold boot of `node dist/main.js --home <tmp>` until its prompt.
- * Not yet: a WAT pinger driving the WAT echo Wasm<->Wasm, and bare jco glue beside
- * it (see test/fixtures/wasm/bench-echo.ts, a script, for that figure).
  */
+import { NodeServices } from "@effect/platform-node"
 import { spawn as spawnChild } from "node:child_process"
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
@@ -24,6 +28,9 @@ import type { NativeApi } from "../../src/ProcessApi.ts"
 import { Lmdb } from "../../services/lmdb/Lmdb.ts"
 import { Packages } from "../../services/packages/index.ts"
 import { buildEcho } from "../../test/fixtures/wasm/build.ts"
+import { buildPinger, pingerStart } from "../../test/fixtures/wasm/pinger.ts"
+import { ComponentCache } from "../../src/wasm-host/ComponentCache.ts"
+import { bareJcoGlue, hostEcho } from "../WasmGlue.ts"
 import { percentile, type Row } from "../Row.ts"
 import { zipSync } from "fflate"
 
@@ -69,7 +76,11 @@ const kernelFigures = Effect.gen(function*() {
   yield* packages.install({ package: "watecho", publisher: "bench" }, watZip)
   rows.push({ suite: SUITE, metric: "install+instantiate WAT echo (cold)", value: performance.now() - t, unit: "ms" })
   const api = yield* kernel.session("driver:bench:sys", {
-    capabilities: [messagingCap(kernel.node, "echo:watecho:bench"), messagingCap(kernel.node, "echo:echo:sys")],
+    capabilities: [
+      messagingCap(kernel.node, "echo:watecho:bench"),
+      messagingCap(kernel.node, "echo:echo:sys"),
+      messagingCap(kernel.node, "pinger:watecho:bench")
+    ],
     public: true
   })
   yield* roundTrips(api, "echo:watecho:bench", 2000)
@@ -77,6 +88,7 @@ const kernelFigures = Effect.gen(function*() {
   rows.push({ suite: SUITE, metric: "driver->WAT echo round trips", value: wat.rate, unit: "rt/s" })
   rows.push({ suite: SUITE, metric: "driver->WAT echo p50", value: wat.p50, unit: "us" })
   rows.push({ suite: SUITE, metric: "driver->WAT echo p99", value: wat.p99, unit: "us" })
+  rows.push(...(yield* wasmToWasm(api, watBytes)))
 
   // Spawn latency: initialize + run from the cached component (no message involved).
   const spawnSamples: Array<number> = []
@@ -118,6 +130,54 @@ const kernelFigures = Effect.gen(function*() {
   else process.stderr.write("wasm bench: TS echo app gave no answer (FastAbi putAddress bug?); its rows are missing\n")
   return rows
 })
+
+/** The WAT pinger drives the WAT echo through the router; the driver only starts it. */
+const wasmToWasm = (driver: NativeApi, echoBytes: Uint8Array) =>
+  Effect.gen(function*() {
+    const kernel = yield* Kernel
+    yield* kernel.initialize({
+      id: pid("pinger:watecho:bench"),
+      handle: "/watecho:bench/pkg/pinger.wasm",
+      witVersion: 1,
+      onExit: { _tag: "None" },
+      public: false,
+      capabilities: [messagingCap(kernel.node, "echo:watecho:bench")],
+      bytes: yield* Effect.promise(buildPinger)
+    })
+    // Responses are capability-checked too: the echo may answer the pinger.
+    yield* kernel.grant("echo:watecho:bench", [messagingCap(kernel.node, "pinger:watecho:bench")])
+    yield* kernel.run("pinger:watecho:bench")
+    const pinger = address(`${kernel.node}@pinger:watecho:bench`)
+    const start = (n: number, timed: boolean) =>
+      Effect.gen(function*() {
+        const r = yield* driver.sendAndAwaitEffect(pinger, request({ body: pingerStart(n, timed), expectsResponse: 120n }))
+        if (!("message" in r && "source" in r)) return yield* Effect.die(new Error(`the pinger did not answer: ${JSON.stringify(r, (_k, v) => typeof v === "bigint" ? String(v) : v)}`))
+        return r.message.body
+      })
+    yield* start(5_000, false) // warm the JIT on both sides
+    const n = 100_000
+    const t = performance.now()
+    const answered = new DataView((yield* start(n, false)).buffer).getUint32(0, true)
+    const seconds = (performance.now() - t) / 1000
+    if (answered !== n) return yield* Effect.die(new Error(`the echo answered ${answered} of ${n} pings`))
+    const timedBody = yield* start(50_000, true)
+    const durations = new BigUint64Array(timedBody.buffer.slice(timedBody.byteOffset, timedBody.byteOffset + timedBody.length))
+    const us = Array.from(durations, (ns) => Number(ns) / 1000).sort((a, b) => a - b)
+    const glue = yield* Effect.promise(() => bareJcoGlue(echoBytes, 200_000))
+    yield* hostEcho(echoBytes, 50_000, true) // warm
+    const host = yield* hostEcho(echoBytes, 200_000, true)
+    const rate = n / seconds
+    return [
+      { suite: SUITE, metric: "Wasm<->Wasm (WAT pinger->WAT echo) rt/s", value: rate, unit: "rt/s" },
+      { suite: SUITE, metric: "Wasm<->Wasm p50", value: percentile(us, 50), unit: "us" },
+      { suite: SUITE, metric: "Wasm<->Wasm p99", value: percentile(us, 99), unit: "us" },
+      { suite: SUITE, metric: "WAT echo, bare jco glue, no kernel", value: glue, unit: "rt/s" },
+      { suite: SUITE, metric: "WAT echo, our host, no kernel", value: host, unit: "rt/s" },
+      { suite: SUITE, metric: "Wasm<->Wasm / bare jco glue", value: rate / glue, unit: "ratio" }
+    ] satisfies Array<Row>
+  }).pipe(Effect.provide(ComponentCache.layer({ cacheDir: fs.mkdtempSync(path.join(os.tmpdir(), "bench-wasm-cache-")) })),
+    Effect.provide(NodeServices.layer)
+  )
 
 /** `node dist/main.js --home <tmp>` until the prompt appears on stdout. */
 const bootToPrompt = (home: string): Promise<number> =>

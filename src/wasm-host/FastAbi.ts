@@ -50,6 +50,24 @@ const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 const emptyBytes = new Uint8Array(0)
 
+/**
+ * UTF-8 of the strings lowered most: node names, process-id parts, capability
+ * params. They repeat on every message, and encoding them afresh was a fifth of
+ * a Wasm<->Wasm round trip (plus the garbage). Bounded: cleared when full.
+ */
+const ENCODED_LIMIT = 4096
+const SHORT_STRING = 24
+const encoded = new Map<string, Uint8Array>()
+const utf8 = (s: string): Uint8Array => {
+  let bytes = encoded.get(s)
+  if (bytes === undefined) {
+    if (encoded.size >= ENCODED_LIMIT) encoded.clear()
+    bytes = encoder.encode(s)
+    encoded.set(s, bytes)
+  }
+  return bytes
+}
+
 /** Memory access that survives `memory.grow` (which detaches the old buffer). */
 class Guest {
   private buffer: ArrayBuffer
@@ -64,8 +82,9 @@ class Guest {
     this.dv = new DataView(this.buffer)
     this.u8 = new Uint8Array(this.buffer)
   }
+  /** A grown memory detaches the old buffer (byteLength 0): cheaper to test than reading `memory.buffer`. */
   private fresh(): void {
-    if (this.memory.buffer !== this.buffer) {
+    if (this.buffer.byteLength === 0) {
       this.buffer = this.memory.buffer as ArrayBuffer
       this.dv = new DataView(this.buffer)
       this.u8 = new Uint8Array(this.buffer)
@@ -95,6 +114,10 @@ class Guest {
   putString(at: number, s: string): void {
     this.putBytes(at, s.length === 0 ? emptyBytes : encoder.encode(s))
   }
+  /** A string that recurs on every message (address parts, capability params): encoded once. */
+  putName(at: number, s: string): void {
+    this.putBytes(at, s.length === 0 ? emptyBytes : utf8(s))
+  }
   putOptionString(at: number, s: string | undefined): void {
     if (s === undefined) {
       this.view().setUint8(at, 0)
@@ -110,10 +133,10 @@ class Guest {
    * corrupts its heap (trap: out of bounds memory access).
    */
   putAddress(at: number, a: Address): void {
-    this.putString(at, a.node)
-    this.putString(at + 8, a.process.processName)
-    this.putString(at + 16, a.process.packageName)
-    this.putString(at + 24, a.process.publisherNode)
+    this.putName(at, a.node)
+    this.putName(at + 8, a.process.processName)
+    this.putName(at + 16, a.process.packageName)
+    this.putName(at + 24, a.process.publisherNode)
   }
   putCapabilities(at: number, caps: ReadonlyArray<Capability>): void {
     const n = caps.length
@@ -121,7 +144,7 @@ class Guest {
     for (let i = 0; i < n; i++) {
       const c = caps[i]!
       this.putAddress(base + i * 40, c.issuer)
-      this.putString(base + i * 40 + 32, c.params)
+      this.putName(base + i * 40 + 32, c.params)
     }
     const dv = this.view()
     dv.setUint32(at, base, true)
@@ -195,7 +218,19 @@ class Guest {
     return len === 0 ? emptyBytes : this.bytes().slice(ptr, ptr + len)
   }
   getString(ptr: number, len: number): string {
-    return len === 0 ? "" : decoder.decode(this.bytes().subarray(ptr, ptr + len))
+    if (len === 0) return ""
+    const u8 = this.bytes()
+    if (len <= SHORT_STRING) {
+      // Names are short and ASCII; TextDecoder's call overhead dominates for them.
+      let s = ""
+      for (let i = ptr; i < ptr + len; i++) {
+        const b = u8[i]!
+        if (b >= 0x80) return decoder.decode(u8.subarray(ptr, ptr + len))
+        s += String.fromCharCode(b)
+      }
+      return s
+    }
+    return decoder.decode(u8.subarray(ptr, ptr + len))
   }
   getStringAt(at: number): string {
     const dv = this.view()

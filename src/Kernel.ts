@@ -285,17 +285,17 @@ const makeKernel = Effect.gen(function*() {
       runPromise(Effect.flatMap(stateCall("DeleteState", pid), (r) =>
         r.ok ? Effect.void : Effect.die(new Error(`clear-state failed for ${pid}`)))),
     spawn: (parent, options) => runPromise(spawn(parent, options)),
-    saveCapabilities: (holder, caps) => runPromise(saveCapabilities(holder.toString(), caps)),
+    saveCapabilities: (holder, caps, received) => runPromise(saveCapabilities(holder.toString(), caps, received)),
     dropCapabilities: (holder, caps) => runPromise(drop(holder.toString(), caps)),
     setOnExit: (pid, onExit) => {
       runPromise(setOnExit(pid.toString(), onExit)).catch(() => undefined)
     }
   }
 
-  /** `save-capabilities`: only caps the process already holds or issued itself [quirk fixed]. */
-  const saveCapabilities = (holder: string, caps: ReadonlyArray<Capability>) =>
+  /** `save-capabilities`: only caps the process holds, issued itself, or received on a message [quirk fixed]. */
+  const saveCapabilities = (holder: string, caps: ReadonlyArray<Capability>, received: (cap: Capability) => boolean) =>
     Effect.suspend(() => {
-      const allowed = caps.filter((c) => c.issuer.process.toString() === holder || grants.has(holder, c))
+      const allowed = caps.filter((c) => c.issuer.process.toString() === holder || grants.has(holder, c) || received(c))
       const refused = caps.length - allowed.length
       if (refused > 0) print(1, holder, `save-capabilities: ${refused} capabilities not held, not saved`)
       return grant(holder, allowed)

@@ -48,7 +48,12 @@ export interface HostKernel {
   readonly setState: (id: ProcessId, bytes: Uint8Array) => Promise<void>
   readonly clearState: (id: ProcessId) => Promise<void>
   readonly spawn: (parent: Address, options: SpawnOptions) => Promise<ProcessId | SpawnFailed>
-  readonly saveCapabilities: (holder: ProcessId, caps: ReadonlyArray<Capability>) => Promise<void>
+  /** `received`: whether the process got `cap` on a message (it may keep those, §4.4). */
+  readonly saveCapabilities: (
+    holder: ProcessId,
+    caps: ReadonlyArray<Capability>,
+    received: (cap: Capability) => boolean
+  ) => Promise<void>
   readonly dropCapabilities: (holder: ProcessId, caps: ReadonlyArray<Capability>) => Promise<void>
   readonly setOnExit: (id: ProcessId, onExit: OnExit) => void
 }
@@ -61,6 +66,9 @@ interface Outstanding {
   readonly blob: LazyLoadBlob | undefined
   readonly timer: TimeoutHandle | undefined
 }
+
+/** Received caps remembered per process for `save-capabilities`. */
+const MAX_RECEIVED_CAPS = 1024
 
 /**
  * How a refused send reaches the sender. Native senders get the typed refusal back;
@@ -76,6 +84,8 @@ export class ProcessHost implements ProcessApi {
   private latestHadBlob = false
   private readonly contexts = new Map<bigint, Outstanding>()
   private readonly setAside: Array<Delivery> = []
+  /** Keys of caps that arrived on accepted messages, newest last (bounded). */
+  private readonly receivedCaps = new Set<string>()
   private onExit: OnExit
   private readonly mailbox: Mailbox<Delivery>
   private readonly router: RouterCore
@@ -127,7 +137,7 @@ export class ProcessHost implements ProcessApi {
   clearState = (): Promise<void> => this.kernel.clearState(this.our.process)
   spawn = (options: SpawnOptions): Promise<ProcessId | SpawnFailed> => this.kernel.spawn(this.our, options)
   saveCapabilities = (caps: ReadonlyArray<Capability>): Promise<void> =>
-    this.kernel.saveCapabilities(this.our.process, caps)
+    this.kernel.saveCapabilities(this.our.process, caps, (c) => this.receivedCaps.has(capabilityKey(c.issuer, c.params)))
   dropCapabilities = (caps: ReadonlyArray<Capability>): Promise<void> =>
     this.kernel.dropCapabilities(this.our.process, caps)
   ourCapabilities = (): ReadonlyArray<Capability> =>
@@ -154,6 +164,7 @@ export class ProcessHost implements ProcessApi {
       if (entry === undefined) return undefined
       this.settle(d.id, entry)
       this.takeBlob(d.blob)
+      if (msg.capabilities.length > 0) this.noteCaps(msg.capabilities)
       return {
         _tag: "Message",
         source: d.source,
@@ -161,8 +172,19 @@ export class ProcessHost implements ProcessApi {
       }
     }
     this.takeBlob(d.blob)
+    if (msg.capabilities.length > 0) this.noteCaps(msg.capabilities)
     if (msg.expectsResponse !== undefined || d.rsvp !== null) this.prompting = d
     return { _tag: "Message", source: d.source, message: msg }
+  }
+
+  /** Remembers caps a message carried, so `save-capabilities` can keep them. */
+  private noteCaps(caps: ReadonlyArray<Capability>): void {
+    for (const c of caps) {
+      const key = capabilityKey(c.issuer, c.params)
+      this.receivedCaps.delete(key)
+      this.receivedCaps.add(key)
+      if (this.receivedCaps.size > MAX_RECEIVED_CAPS) this.receivedCaps.delete(this.receivedCaps.values().next().value!)
+    }
   }
 
   private settle(id: bigint, entry: Outstanding): void {

@@ -1,7 +1,7 @@
 /**
  * Hand-written canonical-ABI bindings for the hot `kinode:process` calls
- * (`receive`, `send-request`, `send-response`), used instead of jco's generic
- * glue for them.
+ * (`receive`, `send-request`, `send-response`, `get-blob`, `last-blob`), used
+ * instead of jco's generic glue for them.
  *
  * jco's glue (importBindings `hybrid`) asks each host function for
  * `fn[Symbol.for("cabiLower")]({ memory, realloc })`; when present, the
@@ -32,6 +32,7 @@ import type { Address } from "../Ids.ts"
 import type { Capability, LazyLoadBlob, Message, Received, Request } from "../Message.ts"
 import type { ProcessApi } from "../ProcessApi.ts"
 import type { KinodeVersion } from "./ComponentShape.ts"
+import { HostTrap } from "./KinodeImports.ts"
 import type { IdCodec } from "./WitValues.ts"
 
 const CABI_LOWER = Symbol.for("cabiLower")
@@ -100,8 +101,14 @@ class Guest {
   }
   alloc(size: number, align: number): number {
     if (size === 0) return align
-    if (this.realloc === undefined) throw new Error("component exports no cabi_realloc")
-    return this.realloc(0, 0, align, size)
+    if (this.realloc === undefined) throw new HostTrap("component exports no cabi_realloc")
+    // i32 results arrive signed; a broken allocator must not make the host write out of bounds.
+    const ptr = this.realloc(0, 0, align, size) >>> 0
+    const end = this.bytes().length
+    if (ptr + size > end) {
+      throw new HostTrap(`cabi_realloc returned ${ptr} for ${size} bytes, beyond the end of guest memory (${end} bytes)`)
+    }
+    return ptr
   }
   // ---- lowering (host -> guest) ----
   putBytes(at: number, data: Uint8Array): void {
@@ -351,5 +358,14 @@ export const addFastPaths = (
     }
   })
 
-  return { ...generic, receive, sendResponse, sendRequest }
+  // get-blob / last-blob write the (possibly large) blob straight into guest memory: option<lazy-load-blob> at retptr.
+  const blobGetter = (name: "getBlob" | "lastBlob", read: () => LazyLoadBlob | undefined) =>
+    withLower(generic[name] as () => unknown, (ctx) => {
+      const guest = new Guest(ctx)
+      return (retptr: number): void => guest.putOptionBlob(retptr, read())
+    })
+  const getBlob = blobGetter("getBlob", api.getBlob)
+  const lastBlob = blobGetter("lastBlob", api.lastBlob)
+
+  return { ...generic, receive, sendResponse, sendRequest, getBlob, lastBlob }
 }

@@ -5,7 +5,9 @@
  * - stdin is empty; stdout/stderr go to `WasiOutput` (terminal + crash report).
  * - The only filesystem is one preopened directory (the process's temporary
  *   directory, Kinode's `<home>/vfs/<pkg>:<pub>/tmp`), visible under the same
- *   guest path; paths cannot climb out of it. `TEMP_DIR` names it, as in Kinode.
+ *   guest path; paths cannot climb out of it (`..` above it, absolute paths and
+ *   paths through a symlink are `not-permitted`; the vfs refuses symlinks too).
+ *   `TEMP_DIR` names it, as in Kinode.
  * - Clocks and random work; `poll` waits for real (it is a suspending import).
  * - `exit` ends the process; sockets, http and anything unknown trap with a
  *   clear message.
@@ -28,6 +30,7 @@ export interface SyncFs {
   writeSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number | null): number
   fstatSync(fd: number): SyncStat
   statSync(path: string): SyncStat
+  lstatSync(path: string): SyncStat
   readdirSync(path: string): Array<string>
   mkdirSync(path: string): unknown
   rmdirSync(path: string): void
@@ -155,12 +158,32 @@ const datetime = (ms: number) => ({
   nanoseconds: Math.floor((ms % 1000) * 1e6)
 })
 
+/**
+ * Whether any existing entry on the way from `root` down through `parts` is a
+ * symlink: one could lead out of the preopen, so none is followed. Entries that
+ * do not exist (yet) end the walk.
+ */
+const crossesSymlink = (fs: SyncFs, root: string, parts: ReadonlyArray<string>): boolean => {
+  let at = root
+  for (const part of parts) {
+    at = `${at}/${part}`
+    try {
+      if (fs.lstatSync(at).isSymbolicLink()) return true
+    } catch {
+      return false
+    }
+  }
+  return false
+}
+
 const refusedInterface = (name: string): Record<string, unknown> =>
   new Proxy({}, {
     get: (_target, key) => {
       if (typeof key === "symbol") return undefined
+      // jco asks for camelCase names; the message uses the WIT name.
+      const witName = key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
       const fn = () => {
-        throw new WasiRefused(`${name}.${key}: not available to Kinode processes`)
+        throw new WasiRefused(`${name}.${witName}: not available to Kinode processes`)
       }
       return fn
     }
@@ -295,6 +318,7 @@ export const makeWasi = (options: WasiOptions): WasiHost => {
         parts.pop()
       } else parts.push(seg)
     }
+    if (crossesSymlink(preopen.fs, preopen.hostPath, parts)) return undefined
     return parts.length === 0 ? preopen.hostPath : `${preopen.hostPath}/${parts.join("/")}`
   }
   const fsCall = <A>(f: () => A): A => {

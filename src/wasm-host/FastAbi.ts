@@ -1,7 +1,8 @@
 /**
  * Hand-written canonical-ABI bindings for the hot `kinode:process` calls
- * (`receive`, `send-request`, `send-response`, `get-blob`, `last-blob`), used
- * instead of jco's generic glue for them.
+ * (`receive`, `send-request`, `send-response`, `get-blob`, `last-blob`) and the
+ * waiting calls without a result (`set-state`, `clear-state`,
+ * `save-capabilities`, `drop-capabilities`), used instead of jco's generic glue.
  *
  * jco's glue (importBindings `hybrid`) asks each host function for
  * `fn[Symbol.for("cabiLower")]({ memory, realloc })`; when present, the
@@ -367,5 +368,37 @@ export const addFastPaths = (
   const getBlob = blobGetter("getBlob", api.getBlob)
   const lastBlob = blobGetter("lastBlob", api.lastBlob)
 
-  return { ...generic, receive, sendResponse, sendRequest, getBlob, lastBlob }
+  // The waiting calls without a result. jco's async glue never settles such a call
+  // whose host function failed, so the process would hang where Kinode traps (a failed
+  // set-state or clear-state); as JSPI imports of their own, a rejection traps at once.
+  // (clear-state gets no memory: it lowers nothing.)
+  const suspending = (name: string, lower: (ctx: CoreContext) => (...args: Array<number>) => Promise<void>) =>
+    withLower(generic[name] as () => unknown, (ctx) => new Suspending(lower(ctx)))
+  const withGuest = (f: (guest: Guest, a: number, b: number) => Promise<void>) => (ctx: CoreContext) => {
+    const guest = new Guest(ctx)
+    return (...args: Array<number>) => f(guest, args[0]!, args[1]!)
+  }
+  const setState = suspending("setState", withGuest((guest, ptr, len) => api.setState(guest.getBytes(ptr, len))))
+  const clearState = suspending("clearState", () => () => api.clearState())
+  const saveCapabilities = suspending(
+    "saveCapabilities",
+    withGuest((guest, ptr, n) => api.saveCapabilities(guest.getCapabilities(ids, ptr, n)))
+  )
+  const dropCapabilities = suspending(
+    "dropCapabilities",
+    withGuest((guest, ptr, n) => api.dropCapabilities(guest.getCapabilities(ids, ptr, n)))
+  )
+
+  return {
+    ...generic,
+    receive,
+    sendResponse,
+    sendRequest,
+    getBlob,
+    lastBlob,
+    setState,
+    clearState,
+    saveCapabilities,
+    dropCapabilities
+  }
 }

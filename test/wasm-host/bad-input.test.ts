@@ -24,6 +24,7 @@ import {
   buildUnknownKinodeVersion,
   buildWrongInit
 } from "../fixtures/wasm/build.ts"
+import { kernelCall } from "../src/helpers.ts"
 import { at, once, PKG, puppetBytes, putFile, session, startPuppet, startWasm, wasmNode } from "./WasmNode.ts"
 
 const onNode = <A, E, R>(body: (lines: Array<Printed>) => Effect.Effect<A, E, R>) => {
@@ -213,6 +214,44 @@ world w { import random; export init: func(our: string); }`,
       ))
   }
 
+  it.live("kernel commands as messages: InitializeProcess with bad bytes is registered, RunProcess answers RunProcessError", () =>
+    onNode((lines) =>
+      Effect.gen(function*() {
+        const k = yield* Kernel
+        const echo = yield* startEcho
+        const admin: NativeApi = yield* session(`admin:${PKG}`, ["kernel:distro:sys"])
+        const init = (id: string, bytes: Uint8Array) =>
+          kernelCall(admin, {
+            InitializeProcess: {
+              id,
+              wasm_bytes_handle: `/${PKG}/pkg/x.wasm`,
+              wit_version: 1,
+              on_exit: "None",
+              initial_capabilities: [],
+              public: false
+            }
+          }, bytes)
+        for (const [name, bytes, says] of [
+          ["junk", text("junk"), "NotWasm"],
+          ["module", yield* Effect.promise(buildCoreModule), "CoreModule"],
+          ["foreign", yield* Effect.promise(buildUnknownImport), "foo:bar/baz@1.0.0"]
+        ] as const) {
+          const id = `${name}:${PKG}`
+          assert.strictEqual(yield* init(id, bytes), "InitializedProcess")
+          assert.strictEqual(yield* kernelCall(admin, { RunProcess: id }), "RunProcessError")
+          assert.isTrue(lines.some((l) => l.source === "kernel" && l.text.startsWith(`cannot run ${id}:`) && l.text.includes(says)), name)
+          assert.strictEqual(k.info(id)?.status, "waiting")
+          yield* echo.check
+        }
+        // a good component the same way starts and answers
+        const good = `fine:${PKG}`
+        assert.strictEqual(yield* init(good, yield* once("echo", buildEcho)), "InitializedProcess")
+        assert.strictEqual(yield* kernelCall(admin, { RunProcess: good }), "StartedProcess")
+        const r = yield* admin.sendAndAwaitEffect(at(good), request({ body: text("fine?"), expectsResponse: 5n }))
+        assert.isTrue("message" in r && new TextDecoder().decode(r.message.body) === "fine?")
+      })
+    ))
+
   it.live("spawn of bad Wasm from the package drive: spawn-error no-file-at-path, the refusal printed, the parent unharmed", () =>
     onNode((lines) =>
       Effect.gen(function*() {
@@ -231,9 +270,9 @@ world w { import random; export init: func(our: string); }`,
         ] as const) {
           assert.deepStrictEqual(yield* p.spawn({ name, wasmPath: `/${PKG}/pkg/${file}` }), { err: "no-file-at-path" }, file)
           assert.strictEqual(k.info(`${name}:${PKG}`), undefined, `${file}: no process left behind`)
-          const printed = lines.find((l) => l.source === "kernel" && l.text.startsWith(`cannot run ${name}:${PKG}:`))
-          assert.isDefined(printed, file)
-          assert.include(printed!.text, says)
+          // printed with the reason, naming the child or the file
+          const printed = lines.find((l) => l.text.includes(says) && (l.text.includes(`${name}:${PKG}`) || l.text.includes(file)))
+          assert.isDefined(printed, `${file}: refusal printed`)
           yield* echo.check
         }
         // a spawned child that traps in init: spawn succeeded, the child's crash is reported

@@ -8,6 +8,10 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { testKernel } from "../../layers/TestLive.ts"
 import { Kernel, messagingCap } from "../../src/Kernel.ts"
 import { type Capability, type LazyLoadBlob, type Received, request, response, text } from "../../src/Message.ts"
 import type { Printed } from "../../src/Printout.ts"
@@ -176,6 +180,50 @@ describe("kinode:process@1.0.0 through the kernel", () => {
         assert.strictEqual(yield* other.getState, undefined)
       })
     ))
+
+  it.live("get/set-state and on-exit survive a restart of the node on the same home (LMDB), the process started again by boot", () =>
+    Effect.gen(function*() {
+      const home = fs.mkdtempSync(path.join(os.tmpdir(), "kinode-wasm-e2e-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(home, { recursive: true, force: true })))
+      const id = `durable:${PKG}`
+      const first = wasmNode({ home })
+      yield* Effect.gen(function*() {
+        yield* (yield* Kernel).boot
+        // the process map keeps the handle; boot reads the component from the drive
+        yield* putFile(`/${PKG}/pkg/durable.wasm`, yield* puppetBytes())
+        const p = yield* startPuppet("durable")
+        yield* p.setState(text("kept in LMDB"))
+        yield* p.setOnExit({ _tag: "Restart" })
+      }).pipe(Effect.provide(first.layer), Effect.scoped)
+      const second = wasmNode({ home })
+      yield* Effect.gen(function*() {
+        const k = yield* Kernel
+        yield* k.boot
+        assert.strictEqual(k.info(id)?.status, "running")
+        yield* started(second.lines, id, 1)
+        const p = yield* connectPuppet("durable")
+        assert.strictEqual(str(yield* p.getState), "kept in LMDB")
+        assert.deepStrictEqual(yield* p.getOnExit, { tag: "restart" })
+      }).pipe(Effect.provide(second.layer), Effect.scoped)
+    }).pipe(Effect.scoped))
+
+  it.live("without a state service: get-state returns none, set-state and clear-state trap with a clear message", () =>
+    Effect.gen(function*() {
+      const node = testKernel()
+      yield* Effect.gen(function*() {
+        const k = yield* Kernel
+        const p = yield* startPuppet("stateless")
+        assert.strictEqual(yield* p.getState, undefined)
+        yield* p.send(Op.setState, (w) => w.bytes(text("nowhere to go")))
+        const crash = yield* printout(node.lines, (l) => l.source === `stateless:${PKG}` && l.text.includes("crashed"), "crash")
+        assert.include(crash.text, `set-state failed for stateless:${PKG}`)
+        yield* eventually(() => k.info(`stateless:${PKG}`) === undefined, "removed")
+        const q = yield* startPuppet("stateless2")
+        yield* q.send(Op.clearState)
+        const crash2 = yield* printout(node.lines, (l) => l.source === `stateless2:${PKG}` && l.text.includes("crashed"), "crash")
+        assert.include(crash2.text, `clear-state failed for stateless2:${PKG}`)
+      }).pipe(Effect.provide(node.layer), Effect.scoped)
+    }))
 
   it.live("spawn: reads the Wasm from the package drive, grants and requests caps, public, errors as spawn-error", () =>
     onNode((lines) =>

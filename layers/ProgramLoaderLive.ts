@@ -19,11 +19,66 @@ const packageDir = (id: string) => {
   return `${pkg}:${publisher}`
 }
 
+/**
+ * Prepared programs, so a spawn from an unchanged file neither reads nor hashes
+ * it again (apps are ~12 MB): keyed by the file's identity and change time, or
+ * by the very bytes an InitializeProcess carried (and, either way, the package's tmp drive).
+ */
+const MEMO_LIMIT = 256
+
 const make = Effect.gen(function*() {
   const home = yield* Home
   const natives = yield* NativePrograms
   const cache = yield* ComponentCache
   const vfsRoot = path.join(home.path, "vfs")
+  const byFile = new Map<string, NativeProgram>()
+  /** Per carried byte array, its programs by tmp dir (a program is bound to its package's tmp drive). */
+  const byBytes = new WeakMap<Uint8Array, Map<string, NativeProgram>>()
+
+  const prepare = (handle: string, bytes: Uint8Array, tmp: string) =>
+    Effect.gen(function*() {
+      yield* Effect.sync(() => fs.mkdirSync(tmp, { recursive: true }))
+      const program = yield* loadWasmProgram(bytes, { tempDir: { hostPath: tmp, guestPath: tmp, fs } }).pipe(
+        Effect.provideService(ComponentCache, cache),
+        Effect.mapError((e) => new ProgramLoadFailed({ handle, reason: e.message }))
+      )
+      return program as NativeProgram
+    })
+
+  const fromFile = (handle: string, tmp: string) =>
+    Effect.gen(function*() {
+      const { file, key } = yield* Effect.try({
+        try: () => {
+          const file = path.resolve(vfsRoot, `.${handle}`)
+          if (!file.startsWith(`${vfsRoot}${path.sep}`)) throw new Error("handle escapes the vfs root")
+          const st = fs.statSync(file)
+          return { file, key: `${file}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}\0${tmp}` }
+        },
+        catch: (e) => new ProgramLoadFailed({ handle, reason: e instanceof Error ? e.message : String(e) })
+      })
+      const known = byFile.get(key)
+      if (known !== undefined) return known
+      const bytes = yield* Effect.try({
+        try: () => new Uint8Array(fs.readFileSync(file)),
+        catch: (e) => new ProgramLoadFailed({ handle, reason: e instanceof Error ? e.message : String(e) })
+      })
+      const program = yield* prepare(handle, bytes, tmp)
+      if (byFile.size >= MEMO_LIMIT) byFile.clear()
+      byFile.set(key, program)
+      return program
+    })
+
+  const fromBytes = (handle: string, bytes: Uint8Array, tmp: string) =>
+    Effect.gen(function*() {
+      let programs = byBytes.get(bytes)
+      const known = programs?.get(tmp)
+      if (known !== undefined) return known
+      const program = yield* prepare(handle, bytes, tmp)
+      if (programs === undefined) byBytes.set(bytes, programs = new Map())
+      programs.set(tmp, program)
+      return program
+    })
+
   return ProgramLoader.of({
     load: (req) =>
       Effect.gen(function*() {
@@ -32,21 +87,8 @@ const make = Effect.gen(function*() {
           if (program === undefined) return yield* new ProgramLoadFailed({ handle: req.handle, reason: "no such built-in program" })
           return program
         }
-        const bytes = req.bytes ?? (yield* Effect.try({
-          try: () => {
-            const file = path.resolve(vfsRoot, `.${req.handle}`)
-            if (!file.startsWith(`${vfsRoot}${path.sep}`)) throw new Error("handle escapes the vfs root")
-            return new Uint8Array(fs.readFileSync(file))
-          },
-          catch: (e) => new ProgramLoadFailed({ handle: req.handle, reason: e instanceof Error ? e.message : String(e) })
-        }))
         const tmp = path.join(vfsRoot, packageDir(req.id), "tmp")
-        yield* Effect.sync(() => fs.mkdirSync(tmp, { recursive: true }))
-        const program = yield* loadWasmProgram(bytes, { tempDir: { hostPath: tmp, guestPath: tmp, fs } }).pipe(
-          Effect.provideService(ComponentCache, cache),
-          Effect.mapError((e) => new ProgramLoadFailed({ handle: req.handle, reason: e.message }))
-        )
-        return program as NativeProgram
+        return yield* (req.bytes === undefined ? fromFile(req.handle, tmp) : fromBytes(req.handle, req.bytes, tmp))
       })
   })
 })

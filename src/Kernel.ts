@@ -173,36 +173,51 @@ const makeKernel = Effect.gen(function*() {
   const router = new RouterCore(node, grants)
   const processes = new Map<string, Live>()
   const backoff = new RestartBackoff()
+  const NOT_STORED = new Uint8Array(0)
   let idCounter = BigInt.asUintN(64, BigInt(Math.floor(Math.random() * 2 ** 53)) << 11n)
   const nextId = () => (idCounter = (idCounter + 1n) & U64_MASK)
 
   const kernelAddress = localAddress(node, "kernel:distro:sys")
   const addressOf = (id: ProcessId) => localAddress(node, id)
 
-  const signCapability = (cap: Capability): SignedCapability => ({
-    issuer: cap.issuer,
-    params: cap.params,
-    signature: key.sign(signingBytes(cap))
-  })
+  /**
+   * A capability this node issues. Ed25519 signing costs ~45 us, and most
+   * capabilities are never shown to anyone who checks it (only those attached to
+   * messages are), so the signature is made on first read. An own enumerable
+   * accessor, so spreading or encoding the object still carries it.
+   */
+  const signCapability = (cap: Capability): SignedCapability => {
+    let signature: Uint8Array | undefined
+    return Object.defineProperty({ issuer: cap.issuer, params: cap.params }, "signature", {
+      enumerable: true,
+      get: () => (signature ??= key.sign(signingBytes(cap)))
+    }) as SignedCapability
+  }
+  /** Persisted without the signatures this node made: boot signs those again. */
+  const forStore = (cap: SignedCapability): SignedCapability =>
+    cap.issuer.node === node ? { issuer: cap.issuer, params: cap.params, signature: NOT_STORED } : cap
 
   const print = (level: number, source: string, text: string) => printout.print(level, source, text)
 
   const persist = (live: Live): Effect.Effect<void> => {
     if (live.transient) return Effect.void
-    live.record = { ...live.record, capabilities: grants.list(live.record.id) }
+    live.record = { ...live.record, capabilities: grants.list(live.record.id).map(forStore) }
     return store.save(live.record).pipe(
       Effect.catch((e) => Effect.sync(() => print(0, "kernel", `could not persist ${live.record.id}: ${String(e.cause)}`)))
     )
   }
 
+  /** Concurrently, so LMDB commits them in one synced transaction. */
   const persistHolders = (ids: Iterable<string>) =>
     Effect.forEach(ids, (id) => {
       const live = processes.get(id)
       return live === undefined ? Effect.void : persist(live)
-    }, { discard: true })
+    }, { discard: true, concurrency: "unbounded" })
 
+  /** Grants to a process that does not exist are ignored, as in Kinode (never kept in memory only). */
   const grant = (holder: string, caps: ReadonlyArray<Capability>) =>
     Effect.suspend(() => {
+      if (!processes.has(holder)) return Effect.void
       const changed = grants.add(holder, caps.map(signCapability))
       return changed ? persistHolders([holder]) : Effect.void
     })
@@ -316,7 +331,8 @@ const makeKernel = Effect.gen(function*() {
 
   // ---- lifecycle ----------------------------------------------------------------------
 
-  const initialize = (spec: InitSpec) =>
+  /** Adds a process to the map, the router and the grant table; persisting is the caller's. */
+  const register = (spec: InitSpec) =>
     Effect.gen(function*() {
       const id = spec.id.toString()
       if (Result.isFailure(checkKimapSafe(spec.id))) return yield* new InitializeFailed({ id, reason: "NotKimapSafe" })
@@ -335,8 +351,10 @@ const makeKernel = Effect.gen(function*() {
       processes.set(id, live)
       router.register(id, live.mailbox, spec.public)
       grants.add(id, [...spec.capabilities, messagingCap(node, id)].map(signCapability))
-      yield* persist(live)
+      return live
     })
+
+  const initialize = (spec: InitSpec) => Effect.flatMap(register(spec), persist)
 
   /** Starts a registered process's program. */
   const run = (id: string) =>
@@ -355,7 +373,9 @@ const makeKernel = Effect.gen(function*() {
     live.status = "running"
     const host = live.host
     live.fiber = Effect.runForkWith(services)(
-      Effect.exit(Effect.suspend(() => program(host))).pipe(
+      // Yield first: the caller (a spawning parent, the boot loop) goes on while the
+      // program starts; instantiating a component is the larger part of a spawn.
+      Effect.exit(Effect.yieldNow.pipe(Effect.andThen(Effect.suspend(() => program(host))))).pipe(
         Effect.flatMap((exit) => exited(live, host, program, exit)),
         Effect.catchCause((cause) =>
           Cause.hasInterruptsOnly(cause)
@@ -438,16 +458,22 @@ const makeKernel = Effect.gen(function*() {
       const child = pid(`${name}:${parentId.packageName}:${parentId.publisherNode}`)
       const childId = child.toString()
       if (processes.has(childId)) return new SpawnFailed({ reason: "name-taken" })
-      if (!options.wasmPath.startsWith(NATIVE_PREFIX) && !(yield* readableByCaller(parent, options.wasmPath))) {
+      const native = options.wasmPath.startsWith(NATIVE_PREFIX)
+      const handle = native ? options.wasmPath : normalizeWasmPath(options.wasmPath)
+      if (!native && !readableByCaller(parent, handle)) return new SpawnFailed({ reason: "no-file-at-path" })
+      // Loading first is the file check: a missing or broken file leaves no trace.
+      const program = yield* Effect.result(loader.load({ id: childId, handle, witVersion: 1, bytes: undefined }))
+      if (Result.isFailure(program)) {
+        print(2, parent.process.toString(), `spawn of ${handle}: ${program.failure.message}`)
         return new SpawnFailed({ reason: "no-file-at-path" })
       }
       const parentKey = parentId.toString()
       const requested = options.requestCapabilities.filter((c) =>
         c.issuer.process.toString() === parentKey || grants.has(parentKey, c)
       )
-      const init = yield* Effect.result(initialize({
+      const registered = yield* Effect.result(register({
         id: child,
-        handle: options.wasmPath.startsWith(NATIVE_PREFIX) ? options.wasmPath : normalizeWasmPath(options.wasmPath),
+        handle,
         witVersion: 1,
         onExit: options.onExit,
         public: options.public,
@@ -456,48 +482,44 @@ const makeKernel = Effect.gen(function*() {
         // a message (componentize-js output is ~12 MB, the limit is 10 MiB).
         bytes: undefined
       }))
-      if (Result.isFailure(init)) {
-        if (init.failure.reason === "NotKimapSafe") {
+      if (Result.isFailure(registered)) {
+        if (registered.failure.reason === "NotKimapSafe") {
           return yield* Effect.die(new Error(`spawn: ${childId} is not a Kimap-safe process id`))
         }
         return new SpawnFailed({ reason: "name-taken" })
       }
+      const touched = new Set([childId, parentKey])
       for (const [grantee, params] of options.grantCapabilities) {
-        yield* grant(grantee.toString(), [{ issuer: addressOf(child), params }])
+        const holder = grantee.toString()
+        if (processes.has(holder) && grants.add(holder, [signCapability({ issuer: addressOf(child), params })])) touched.add(holder)
       }
-      yield* grant(parentKey, [messagingCap(node, childId)])
-      const ran = yield* Effect.result(run(childId))
-      if (Result.isFailure(ran)) {
-        yield* kill(childId)
-        return new SpawnFailed({ reason: "no-file-at-path" })
-      }
+      grants.add(parentKey, [signCapability(messagingCap(node, childId))])
+      // Every record the spawn changed goes into LMDB's ordered write queue now, before
+      // the child runs; the one synced commit for them follows in the background
+      // (~1 ms of fsync, several times the rest of a spawn). Crash-consistent rather
+      // than acknowledged-durable: LMDB commits in order, so any write acknowledged
+      // after this point (the child's or the parent's state or kv, a later
+      // InitializeProcess) proves the spawn is on disk too, and a crash before one loses
+      // the spawn as a whole, never half of it. Kernel commands stay synced.
+      yield* Effect.forkDetach(persistHolders(touched), { startImmediately: true })
+      start(registered.success, program.success)
       return child
     })
 
-  /** Whether the file exists (vfs `Metadata`) where the caller itself may read: its package, or a read cap. */
-  const readableByCaller = (caller: Address, path: string) =>
-    Effect.gen(function*() {
-      const normalized = normalizeWasmPath(path)
-      const parts = normalized.split("/")
-      const pkg = parts[1] ?? ""
-      const drive = `/${pkg}/${parts[2] ?? ""}`
-      const callerPkg = `${caller.process.packageName}:${caller.process.publisherNode}`
-      const vfs = localAddress(node, "vfs:distro:sys")
-      const mayRead = pkg === callerPkg ||
-        grants.has(caller.process.toString(), { issuer: vfs, params: JSON.stringify({ kind: "read", drive }) }) ||
-        grants.has(caller.process.toString(), { issuer: vfs, params: "{\"root\":true}" })
-      if (!mayRead) return false
-      const r = yield* call(vfs, {
-        _tag: "Request",
-        inherit: false,
-        expectsResponse: 5n,
-        body: utf8.encode(JSON.stringify({ path: normalized, action: "Metadata" })),
-        metadata: undefined,
-        capabilities: []
-      })
-      if (r === "timeout" || r instanceof SendRefused) return false
-      return utf8Decoder.decode(r.message.body).includes("\"file_type\":\"File\"")
-    })
+  /**
+   * Whether the caller may read the component at `handle` (normalized): a file of its
+   * own package, or one on a drive it holds a vfs read (or root) capability for.
+   */
+  const readableByCaller = (caller: Address, handle: string): boolean => {
+    const parts = handle.split("/")
+    const pkg = parts[1] ?? ""
+    const drive = `/${pkg}/${parts[2] ?? ""}`
+    const callerPkg = `${caller.process.packageName}:${caller.process.publisherNode}`
+    const vfs = localAddress(node, "vfs:distro:sys")
+    return pkg === callerPkg ||
+      grants.has(caller.process.toString(), { issuer: vfs, params: JSON.stringify({ kind: "read", drive }) }) ||
+      grants.has(caller.process.toString(), { issuer: vfs, params: "{\"root\":true}" })
+  }
 
   // ---- sessions and runtime modules ------------------------------------------------
 

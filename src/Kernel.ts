@@ -464,7 +464,7 @@ const makeKernel = Effect.gen(function*() {
       // Loading first is the file check: a missing or broken file leaves no trace.
       const program = yield* Effect.result(loader.load({ id: childId, handle, witVersion: 1, bytes: undefined }))
       if (Result.isFailure(program)) {
-        print(2, parent.process.toString(), `spawn of ${handle}: ${program.failure.message}`)
+        print(0, parent.process.toString(), `spawn of ${handle}: ${program.failure.message}`)
         return new SpawnFailed({ reason: "no-file-at-path" })
       }
       const parentKey = parentId.toString()

@@ -3,7 +3,7 @@
  * Ctrl-C, SIGTERM and end of input (Ctrl-D) shut it down cleanly: processes stop,
  * the process map is flushed, LMDB is closed.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
 import * as readline from "node:readline"
 import { Kernel, messagingCap } from "../src/Kernel.ts"

@@ -14,7 +14,9 @@ import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { Home } from "../src/Home.ts"
 import { Printout } from "../src/Printout.ts"
+import { makeFileDigests } from "./FileDigests.ts"
 import { Packages, sha256Hex } from "../services/packages/index.ts"
 
 export const PackagesLive = Packages.layer
@@ -39,6 +41,9 @@ export const installBundled = (options: { readonly dir?: string; readonly publis
   Effect.gen(function*() {
     const packages = yield* Packages
     const printout = yield* Effect.serviceOption(Printout)
+    const home = yield* Effect.serviceOption(Home)
+    // Bundles are hashed once, not at every boot (three apps are ~12 MB of zips).
+    const digests = home._tag === "Some" ? makeFileDigests(path.join(home.value.path, ".cache", "bundle-digests.json")) : undefined
     const dir = options.dir ?? defaultBundleDir()
     const publisher = options.publisher ?? "sys"
     const zips = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".zip")).sort() : []
@@ -48,11 +53,15 @@ export const installBundled = (options: { readonly dir?: string; readonly publis
     for (const file of zips) {
       const pkg = { package: file.slice(0, -".zip".length), publisher }
       const name = `${pkg.package}:${pkg.publisher}`
-      const zip = new Uint8Array(fs.readFileSync(path.join(dir, file)))
-      if ((yield* packages.installedHash(pkg)) === sha256Hex(zip)) {
+      const zipPath = path.join(dir, file)
+      const digest = digests === undefined
+        ? { hash: sha256Hex(new Uint8Array(fs.readFileSync(zipPath))), bytes: undefined }
+        : digests.of(zipPath)
+      if ((yield* packages.installedHash(pkg)) === digest.hash) {
         unchanged.push(name)
         continue
       }
+      const zip = digest.bytes ?? new Uint8Array(fs.readFileSync(zipPath))
       const r = yield* Effect.result(packages.install(pkg, zip))
       if (r._tag === "Success") installed.push(name)
       else {

@@ -4,7 +4,7 @@
  * `<home>/vfs/<handle>`, transpiled once per content hash into `<home>/.cache/wasm`.
  * Each Wasm process's only filesystem is its package's `tmp` drive.
  */
-import { NodeServices } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -12,7 +12,9 @@ import { Home } from "../src/Home.ts"
 import type { NativeProgram } from "../src/ProcessApi.ts"
 import { NATIVE_PREFIX, NativePrograms, ProgramLoader, ProgramLoadFailed } from "../src/ProgramLoader.ts"
 import { ComponentCache } from "../src/wasm-host/ComponentCache.ts"
-import { loadWasmProgram } from "../src/wasm-host/WasmProgram.ts"
+import { ComponentLoadError } from "../src/wasm-host/WasmErrors.ts"
+import { type KnownComponent, loadWasmProgram } from "../src/wasm-host/WasmProgram.ts"
+import { makeFileDigests } from "./FileDigests.ts"
 
 const packageDir = (id: string) => {
   const [, pkg, publisher] = id.split(":")
@@ -20,9 +22,10 @@ const packageDir = (id: string) => {
 }
 
 /**
- * Prepared programs, so a spawn from an unchanged file neither reads nor hashes
- * it again (apps are ~12 MB): keyed by the file's identity and change time, or
- * by the very bytes an InitializeProcess carried (and, either way, the package's tmp drive).
+ * Prepared programs, so a spawn from an unchanged file neither reads nor hashes it
+ * again (apps are ~12 MB): keyed by content hash (from the file digests kept across
+ * boots), or by the very bytes an InitializeProcess carried; and, either way, by the
+ * package's tmp drive, which a program is bound to.
  */
 const MEMO_LIMIT = 256
 
@@ -31,14 +34,14 @@ const make = Effect.gen(function*() {
   const natives = yield* NativePrograms
   const cache = yield* ComponentCache
   const vfsRoot = path.join(home.path, "vfs")
-  const byFile = new Map<string, NativeProgram>()
-  /** Per carried byte array, its programs by tmp dir (a program is bound to its package's tmp drive). */
+  const digests = makeFileDigests(path.join(home.path, ".cache", "wasm", "file-digests.json"))
+  const byHash = new Map<string, NativeProgram>()
   const byBytes = new WeakMap<Uint8Array, Map<string, NativeProgram>>()
 
-  const prepare = (handle: string, bytes: Uint8Array, tmp: string) =>
+  const prepare = (handle: string, source: Uint8Array | KnownComponent, tmp: string) =>
     Effect.gen(function*() {
       yield* Effect.sync(() => fs.mkdirSync(tmp, { recursive: true }))
-      const program = yield* loadWasmProgram(bytes, { tempDir: { hostPath: tmp, guestPath: tmp, fs } }).pipe(
+      const program = yield* loadWasmProgram(source, { tempDir: { hostPath: tmp, guestPath: tmp, fs } }).pipe(
         Effect.provideService(ComponentCache, cache),
         Effect.mapError((e) => new ProgramLoadFailed({ handle, reason: e.message }))
       )
@@ -47,24 +50,28 @@ const make = Effect.gen(function*() {
 
   const fromFile = (handle: string, tmp: string) =>
     Effect.gen(function*() {
-      const { file, key } = yield* Effect.try({
+      const { file, digest } = yield* Effect.try({
         try: () => {
           const file = path.resolve(vfsRoot, `.${handle}`)
           if (!file.startsWith(`${vfsRoot}${path.sep}`)) throw new Error("handle escapes the vfs root")
-          const st = fs.statSync(file)
-          return { file, key: `${file}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}\0${tmp}` }
+          return { file, digest: digests.of(file) }
         },
         catch: (e) => new ProgramLoadFailed({ handle, reason: e instanceof Error ? e.message : String(e) })
       })
-      const known = byFile.get(key)
+      const key = `${digest.hash}\0${tmp}`
+      const known = byHash.get(key)
       if (known !== undefined) return known
-      const bytes = yield* Effect.try({
-        try: () => new Uint8Array(fs.readFileSync(file)),
-        catch: (e) => new ProgramLoadFailed({ handle, reason: e instanceof Error ? e.message : String(e) })
-      })
-      const program = yield* prepare(handle, bytes, tmp)
-      if (byFile.size >= MEMO_LIMIT) byFile.clear()
-      byFile.set(key, program)
+      const source: Uint8Array | KnownComponent = digest.bytes ?? {
+        hash: digest.hash,
+        bytes: Effect.try({
+          try: () => new Uint8Array(fs.readFileSync(file)),
+          catch: (e) =>
+            new ComponentLoadError({ hash: digest.hash, reason: "CacheIo", detail: e instanceof Error ? e.message : String(e) })
+        })
+      }
+      const program = yield* prepare(handle, source, tmp)
+      if (byHash.size >= MEMO_LIMIT) byHash.clear()
+      byHash.set(key, program)
       return program
     })
 

@@ -22,10 +22,30 @@ export interface ComponentInstance {
   readonly init: (our: string) => Promise<void> | void
 }
 
+/**
+ * The toolchain that built a component, where it matters to the host:
+ * `componentize-js` keeps what it lowers for an import call until its export
+ * returns (see `Reclaimed` in FastAbi.ts).
+ */
+export type GuestToolchain = "componentize-js" | "other"
+
+/**
+ * componentize-js (StarlingMonkey) core modules export its engine's entry points
+ * beside `cabi_realloc`; no other toolchain exports these names.
+ */
+export const guestToolchainOf = (modules: Iterable<WebAssembly.Module>): GuestToolchain => {
+  for (const m of modules) {
+    const names = new Set(WebAssembly.Module.exports(m).map((e) => e.name))
+    if (names.has("cabi_realloc_adapter") && names.has("check_init") && names.has("wizer.resume")) return "componentize-js"
+  }
+  return "other"
+}
+
 /** A component ready to instantiate. */
 export interface LoadedComponent {
   readonly hash: string
   readonly shape: ComponentShape
+  readonly toolchain: GuestToolchain
   readonly instantiate: (imports: ImportObject) => Promise<ComponentInstance>
 }
 
@@ -120,6 +140,15 @@ export interface ComponentCacheOptions {
 export class ComponentCache extends Context.Service<ComponentCache, {
   /** Transpiles (or finds in the cache), compiles and loads the component. */
   readonly load: (bytes: Uint8Array) => Effect.Effect<LoadedComponent, ComponentLoadError>
+  /**
+   * The same, for a component whose SHA-256 the caller already knows (a file digest
+   * kept across boots): `bytes` runs only if the hash is not in the cache yet, so a
+   * boot need not read and hash every app again.
+   */
+  readonly loadKnown: <E>(
+    hash: string,
+    bytes: Effect.Effect<Uint8Array, E>
+  ) => Effect.Effect<LoadedComponent, ComponentLoadError | E>
 }>()("wasm-host/ComponentCache") {
   static readonly layer = (options: ComponentCacheOptions) => Layer.effect(ComponentCache, make(options))
 }
@@ -129,7 +158,8 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
   const path = yield* Path.Path
   const root = path.resolve(options.cacheDir)
   /** In-memory: one memoised load per hash, shared by concurrent callers. */
-  const loaded = new Map<string, Effect.Effect<LoadedComponent, ComponentLoadError>>()
+  /** Loads in flight or done, by hash; the error type is the caller's (a failed load is dropped). */
+  const loaded = new Map<string, Effect.Effect<LoadedComponent, unknown>>()
 
   const io = (hash: string) => (cause: unknown) =>
     new ComponentLoadError({ hash, reason: "CacheIo", detail: errorText(cause) })
@@ -190,13 +220,19 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
     return meta
   })
 
-  const loadUncached = Effect.fnUntraced(function*(bytes: Uint8Array, hash: string) {
+  const loadUncached = Effect.fnUntraced(function*<E>(bytes: Effect.Effect<Uint8Array, E>, hash: string) {
     const dir = path.join(root, `${hash}-${GLUE_VERSION}`)
     const metaPath = path.join(dir, "meta.json")
     const cached = yield* fs.exists(metaPath).pipe(Effect.orElseSucceed(() => false))
+    const transpile = Effect.gen(function*() {
+      const b = yield* bytes
+      const bad = checkPreamble(b, hash)
+      if (bad !== undefined) return yield* bad
+      return yield* transpileToDisk(b, hash, dir)
+    })
     const meta: CacheMeta = cached
       ? JSON.parse(yield* fs.readFileString(metaPath).pipe(Effect.mapError(io(hash)))) as CacheMeta
-      : yield* transpileToDisk(bytes, hash, dir)
+      : yield* transpile
     const compiled = new Map<string, WebAssembly.Module>()
     for (const name of meta.modules) {
       const core = yield* fs.readFile(path.join(dir, name)).pipe(Effect.mapError(io(hash)))
@@ -219,25 +255,30 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
     const component: LoadedComponent = {
       hash,
       shape: meta.shape,
+      toolchain: guestToolchainOf(compiled.values()),
       instantiate: (imports) => glue.instantiate(getCoreModule, imports)
     }
     return component
+  })
+
+  const loadKnown = Effect.fnUntraced(function*<E>(hash: string, bytes: Effect.Effect<Uint8Array, E>) {
+    let entry = loaded.get(hash)
+    if (entry === undefined) {
+      entry = yield* Effect.cached(loadUncached(bytes, hash))
+      loaded.set(hash, entry)
+    }
+    const result = yield* Effect.exit(entry as Effect.Effect<LoadedComponent, ComponentLoadError | E>)
+    // A failed load is not remembered: the next attempt tries again (the cause may be transient I/O).
+    if (result._tag === "Failure") loaded.delete(hash)
+    return yield* result
   })
 
   const load = Effect.fnUntraced(function*(bytes: Uint8Array) {
     const hash = yield* sha256(bytes)
     const bad = checkPreamble(bytes, hash)
     if (bad !== undefined) return yield* bad
-    let entry = loaded.get(hash)
-    if (entry === undefined) {
-      entry = yield* Effect.cached(loadUncached(bytes, hash))
-      loaded.set(hash, entry)
-    }
-    const result = yield* Effect.exit(entry)
-    // A failed load is not remembered: the next attempt tries again (the cause may be transient I/O).
-    if (result._tag === "Failure") loaded.delete(hash)
-    return yield* result
+    return yield* loadKnown(hash, Effect.succeed(bytes))
   })
 
-  return ComponentCache.of({ load })
+  return ComponentCache.of({ load, loadKnown })
 })

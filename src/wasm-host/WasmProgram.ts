@@ -10,7 +10,7 @@
  */
 import { Effect } from "effect"
 import type { ProcessApi } from "../ProcessApi.ts"
-import { ComponentCache, type LoadedComponent } from "./ComponentCache.ts"
+import { ComponentCache, type GuestToolchain, type LoadedComponent } from "./ComponentCache.ts"
 import { type KinodeVersion, kinodeVersionOf, splitVersion } from "./ComponentShape.ts"
 import { addFastPaths } from "./FastAbi.ts"
 import { HostTrap, makeKinodeImports } from "./KinodeImports.ts"
@@ -45,21 +45,30 @@ export const unsupportedImports = (component: LoadedComponent): ReadonlyArray<st
     return true
   })
 
-const kinodeImports = (api: ProcessApi, version: KinodeVersion, fast: boolean) => {
+const kinodeImports = (api: ProcessApi, version: KinodeVersion, fast: boolean, toolchain: GuestToolchain) => {
   const ids = makeIdCodec()
   const generic = makeKinodeImports(api, ids, version)
-  return fast ? addFastPaths(generic, api, ids, version) : generic
+  return fast ? addFastPaths(generic, api, ids, version, toolchain === "componentize-js") : generic
 }
 
 const describe = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
-/** Prepares `bytes` to run as Kinode processes. */
+/**
+ * A component known by its SHA-256; `bytes` reads it, and runs only when the hash is
+ * not in the component cache yet.
+ */
+export interface KnownComponent {
+  readonly hash: string
+  readonly bytes: Effect.Effect<Uint8Array, ComponentLoadError>
+}
+
+/** Prepares a component (its bytes, or a known one) to run as Kinode processes. */
 export const loadWasmProgram = Effect.fn("WasmProgram.load")(function*(
-  bytes: Uint8Array,
+  source: Uint8Array | KnownComponent,
   options: WasmProgramOptions = {}
 ): Effect.fn.Return<WasmProgram, ComponentLoadError | UnsupportedImports, ComponentCache> {
   const cache = yield* ComponentCache
-  const component = yield* cache.load(bytes)
+  const component = yield* (source instanceof Uint8Array ? cache.load(source) : cache.loadKnown(source.hash, source.bytes))
   const missing = unsupportedImports(component)
   if (missing.length > 0) return yield* new UnsupportedImports({ hash: component.hash, imports: missing })
   // A component that does not import kinode:process at all still runs (it just cannot message).
@@ -97,7 +106,7 @@ const runProcess = (
         try: async () => {
           const instance = await component.instantiate({
             ...wasi.imports,
-            "kinode:process/standard": kinodeImports(api, version, options.fastAbi ?? true)
+            "kinode:process/standard": kinodeImports(api, version, options.fastAbi ?? true, component.toolchain)
           })
           started = true
           await instance.init(api.our.toString())

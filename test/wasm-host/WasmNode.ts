@@ -14,6 +14,7 @@ import { Home } from "../../src/Home.ts"
 import { address, pid } from "../../src/Ids.ts"
 import { Kernel, messagingCap } from "../../src/Kernel.ts"
 import type { Capability, OnExit } from "../../src/Message.ts"
+import type { Printed } from "../../src/Printout.ts"
 import { Lmdb } from "../../services/lmdb/Lmdb.ts"
 import { buildPuppet } from "../fixtures/wasm/build.ts"
 import { makePuppet, type Version } from "./Puppet.ts"
@@ -108,3 +109,19 @@ export const connectPuppet = (name: string, version: Version = "1.0.0", suffix =
   })
 
 export const at = (id: string) => address(`${NODE}@${id}`)
+
+/** Runs `body` on a fresh Wasm node (its printed lines handed in), closed afterwards. */
+export const onNode = <A, E, R>(body: (lines: Array<Printed>) => Effect.Effect<A, E, R>) => {
+  const node = wasmNode()
+  return body(node.lines).pipe(Effect.provide(node.layer), Effect.scoped) as Effect.Effect<A, E, never>
+}
+
+/** Waits, polling every 10 ms for at most `tries` times, until `cond` holds. */
+export const waitFor = (cond: () => boolean, what: string, tries = 1000) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < tries; i++) {
+      if (cond()) return
+      yield* Effect.sleep("10 millis")
+    }
+    return yield* Effect.die(new Error(`never happened: ${what}`))
+  })

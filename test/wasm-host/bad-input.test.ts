@@ -25,21 +25,9 @@ import {
   buildWrongInit
 } from "../fixtures/wasm/build.ts"
 import { kernelCall } from "../src/helpers.ts"
-import { at, once, PKG, puppetBytes, putFile, session, startPuppet, startWasm, wasmNode } from "./WasmNode.ts"
+import { at, once, PKG, puppetBytes, putFile, session, startPuppet, startWasm, onNode, waitFor } from "./WasmNode.ts"
 
-const onNode = <A, E, R>(body: (lines: Array<Printed>) => Effect.Effect<A, E, R>) => {
-  const node = wasmNode()
-  return body(node.lines).pipe(Effect.provide(node.layer), Effect.scoped) as Effect.Effect<A, E, never>
-}
 
-const waitFor = (cond: () => boolean, what: string) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 1000; i++) {
-      if (cond()) return
-      yield* Effect.sleep("10 millis")
-    }
-    return yield* Effect.die(new Error(`never happened: ${what}`))
-  })
 
 const ECHO = `echo:${PKG}`
 

@@ -18,16 +18,12 @@ import type { Printed } from "../../src/Printout.ts"
 import { buildV07 } from "../fixtures/wasm/build.ts"
 import { startNative } from "../src/helpers.ts"
 import { bodyOf, Op, type Puppet } from "./Puppet.ts"
-import { at, connectPuppet, NODE, once, PKG, puppetBytes, putFile, session, startPuppet, startWasm, wasmNode } from "./WasmNode.ts"
+import { at, connectPuppet, NODE, once, PKG, puppetBytes, putFile, session, startPuppet, startWasm, wasmNode, onNode, waitFor } from "./WasmNode.ts"
 
 const utf8 = new TextDecoder()
 const str = (b: Uint8Array | undefined) => (b === undefined ? undefined : utf8.decode(b))
 
 /** Runs `body` on a fresh node (kernel, LMDB, vfs, state) and closes it afterwards. */
-const onNode = <A, E, R>(body: (lines: Array<Printed>) => Effect.Effect<A, E, R>) => {
-  const node = wasmNode()
-  return body(node.lines).pipe(Effect.provide(node.layer), Effect.scoped) as Effect.Effect<A, E, never>
-}
 
 const printedBy = (lines: ReadonlyArray<Printed>, source: string) =>
   lines.filter((l) => l.source === source).map((l) => [l.level, l.text] as const)
@@ -43,15 +39,6 @@ const printout = (lines: ReadonlyArray<Printed>, test: (l: Printed) => boolean, 
     return yield* Effect.die(new Error(`no printout: ${what}\n${lines.map((l) => `${l.level} ${l.source} ${l.text}`).join("\n")}`))
   })
 
-/** Waits (bounded) until `cond` holds. */
-const eventually = (cond: () => boolean, what: string) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 500; i++) {
-      if (cond()) return
-      yield* Effect.sleep("10 millis")
-    }
-    return yield* Effect.die(new Error(`never happened: ${what}`))
-  })
 
 const receivedRequest = (r: Received) => {
   if (r._tag !== "Message" || r.message._tag !== "Request") throw new Error(`expected a request, got ${JSON.stringify(r)}`)
@@ -64,7 +51,7 @@ const cap = (issuer: string, params: string): Capability => ({ issuer: at(issuer
 
 /** Waits until the puppet `id` has announced its start `n` times (restarts included). */
 const started = (lines: ReadonlyArray<Printed>, id: string, n: number) =>
-  eventually(
+  waitFor(
     () => lines.filter((l) => l.source === id && l.level === 0 && l.text === `${PKG}: ${NODE}@${id}`).length >= n,
     `${id} started ${n} times`
   )
@@ -137,7 +124,7 @@ describe("kinode:process@1.0.0 through the kernel", () => {
         assert.strictEqual(str(watcher.getBlob()?.bytes), "last words")
         const second = receivedRequest(yield* Effect.timeout(watcher.receiveEffect, "10 seconds"))
         assert.strictEqual(bodyOf(second.request), "bye again")
-        yield* eventually(() => k.info(id) === undefined, "the process is removed after init returned")
+        yield* waitFor(() => k.info(id) === undefined, "the process is removed after init returned")
       })
     ))
 
@@ -217,7 +204,7 @@ describe("kinode:process@1.0.0 through the kernel", () => {
         yield* p.send(Op.setState, (w) => w.bytes(text("nowhere to go")))
         const crash = yield* printout(node.lines, (l) => l.source === `stateless:${PKG}` && l.text.includes("crashed"), "crash")
         assert.include(crash.text, `set-state failed for stateless:${PKG}`)
-        yield* eventually(() => k.info(`stateless:${PKG}`) === undefined, "removed")
+        yield* waitFor(() => k.info(`stateless:${PKG}`) === undefined, "removed")
         const q = yield* startPuppet("stateless2")
         yield* q.send(Op.clearState)
         const crash2 = yield* printout(node.lines, (l) => l.source === `stateless2:${PKG}` && l.text.includes("crashed"), "crash")
@@ -590,7 +577,7 @@ describe("kinode:process@1.0.0 through the kernel", () => {
         const crash = yield* printout(lines, (l) => l.source === `impatient:${PKG}` && l.text.includes("crashed"), "crash")
         assert.strictEqual(crash.level, 0)
         assert.include(crash.text, "must set expects-response")
-        yield* eventually(() => k.info(`impatient:${PKG}`) === undefined, "removed")
+        yield* waitFor(() => k.info(`impatient:${PKG}`) === undefined, "removed")
         const b = yield* startPuppet("narcissus")
         yield* b.startAwait(b.target, request({ body: text("me?"), expectsResponse: 5n }))
         const crash2 = yield* printout(lines, (l) => l.source === `narcissus:${PKG}` && l.text.includes("crashed"), "crash")
@@ -609,13 +596,13 @@ describe("kinode:process@1.0.0 through the kernel", () => {
         yield* alive(p)
         yield* p.exit
         yield* printout(lines, (l) => l.source === `brief:${PKG}` && l.level === 2 && l.text.includes("exited"), "exit")
-        yield* eventually(() => k.info(`brief:${PKG}`) === undefined, "removed")
+        yield* waitFor(() => k.info(`brief:${PKG}`) === undefined, "removed")
         const t = yield* startPuppet("doomed", { onExit: { _tag: "None" } })
         yield* t.trap
         const crash = yield* printout(lines, (l) => l.source === `doomed:${PKG}` && l.text.includes("crashed"), "crash")
         assert.strictEqual(crash.level, 0)
         assert.match(crash.text, /unreachable/)
-        yield* eventually(() => k.info(`doomed:${PKG}`) === undefined, "removed")
+        yield* waitFor(() => k.info(`doomed:${PKG}`) === undefined, "removed")
         // messages to the dead process fail, and everyone else is fine
         const d = yield* session(`d:${PKG}`, [`doomed:${PKG}`])
         const r = yield* d.sendAndAwaitEffect(at(`doomed:${PKG}`), request({ body: text("hello?"), expectsResponse: 5n }))
@@ -636,7 +623,7 @@ describe("kinode:process@0.7.0 through the kernel", () => {
         const d = yield* session(`old-driver:${PKG}`, [id])
         const r = yield* d.sendAndAwaitEffect(at(id), request({ body: text("old echo"), expectsResponse: 5n }))
         assert.isTrue("message" in r && bodyOf(r.message) === "old echo")
-        yield* eventually(() => k.info(id) === undefined, "init returned")
+        yield* waitFor(() => k.info(id) === undefined, "init returned")
         assert.deepStrictEqual(printedBy(lines, id).filter(([l]) => l < 2), [
           [1, `${PKG}: hello from 0.7.0`],
           [0, `${PKG}: clock-and-random-ok`]

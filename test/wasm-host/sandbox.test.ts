@@ -15,7 +15,7 @@ import { request, text } from "../../src/Message.ts"
 import type { NativeApi } from "../../src/ProcessApi.ts"
 import type { Printed } from "../../src/Printout.ts"
 import { buildSandbox } from "../fixtures/wasm/build.ts"
-import { at, once, PKG, session, startWasm, wasmNode } from "./WasmNode.ts"
+import { at, once, PKG, session, startWasm, onNode, waitFor } from "./WasmNode.ts"
 
 /** wasi:filesystem/types error-code, in WIT order (test/fixtures/wasm/wasi-0.2.0.wit). */
 const ERROR_CODES = [
@@ -28,19 +28,7 @@ const ERROR_CODES = [
 
 const utf8 = new TextDecoder()
 
-const onNode = <A, E, R>(body: (lines: Array<Printed>) => Effect.Effect<A, E, R>) => {
-  const node = wasmNode()
-  return body(node.lines).pipe(Effect.provide(node.layer), Effect.scoped) as Effect.Effect<A, E, never>
-}
 
-const waitFor = (cond: () => boolean, what: string) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 500; i++) {
-      if (cond()) return
-      yield* Effect.sleep("10 millis")
-    }
-    return yield* Effect.die(new Error(`never happened: ${what}`))
-  })
 
 /** Starts a probe as `<name>:<pkg>` and returns `ask(command)` -> answer bytes. */
 const startProbe = (name: string, pkg = PKG) =>

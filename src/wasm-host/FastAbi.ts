@@ -1,8 +1,9 @@
 /**
  * Hand-written canonical-ABI bindings for the hot `kinode:process` calls
- * (`receive`, `send-request`, `send-response`, `get-blob`, `last-blob`) and the
- * waiting calls without a result (`set-state`, `clear-state`,
- * `save-capabilities`, `drop-capabilities`), used instead of jco's generic glue.
+ * (`receive`, `send-request`, `send-response`, `print-to-terminal`, `get-blob`,
+ * `last-blob`) and the waiting calls without a result (`set-state`,
+ * `clear-state`, `save-capabilities`, `drop-capabilities`), used instead of
+ * jco's generic glue.
  *
  * jco's glue (importBindings `hybrid`) asks each host function for
  * `fn[Symbol.for("cabiLower")]({ memory, realloc })`; when present, the
@@ -28,6 +29,19 @@
  *   send-error 0.7.0     kind @0, message @8, blob @72                size 96
  *   receive result       tag @0, payload @8: ok (address @8, message @40),
  *                        err (send-error @8, option<context> @8+size)
+ *   send-request args    address @0, request @32, option<context> (tag @88, @92),
+ *                        option<lazy-load-blob> @100          size 128, align 8
+ *
+ * Recycling (componentize-js guests only, see `Reclaimed`): componentize-js 0.23
+ * allocates every string and list it lowers for an import call with a tracked
+ * realloc and frees them only when the export returns (its post-return). A Kinode
+ * process's export is `init`, which never returns: each message sent added its
+ * buffers to that list for good (a leak), and every free in the guest (its
+ * bindings free each string and list they lift from a result) searched the whole
+ * list, so the process got slower with every message (7.3k -> 3.1k echo round
+ * trips/s over 40k messages). Those buffers are dead once the import returns, so
+ * we keep them and lower later results into them: the guest's bindings free them
+ * after lifting, which also takes them off the list.
  */
 import type { Address } from "../Ids.ts"
 import type { Capability, LazyLoadBlob, Message, Received, Request } from "../Message.ts"
@@ -70,6 +84,57 @@ const utf8 = (s: string): Uint8Array => {
   return bytes
 }
 
+/** At most this many reclaimed buffers are kept (the smallest go first). */
+const RECLAIM_LIMIT = 256
+
+/**
+ * Buffers a componentize-js guest lowered for our imports, by pointer and the size
+ * it asked for. Each is still on the guest's own list of allocations to free when
+ * `init` returns, but nothing in the guest reads it any more; handed out again as
+ * the memory of a result, it is freed (and taken off that list) by the guest's
+ * bindings once they have lifted the result.
+ */
+export class Reclaimed {
+  private readonly ptrs: Array<number> = []
+  private readonly sizes: Array<number> = []
+  get size(): number {
+    return this.ptrs.length
+  }
+  add(ptr: number, size: number): void {
+    if (this.ptrs.length >= RECLAIM_LIMIT) {
+      // Full: drop the smallest (a buffer no result fits in would stay forever).
+      let min = 0
+      for (let i = 1; i < this.sizes.length; i++) if (this.sizes[i]! < this.sizes[min]!) min = i
+      if (this.sizes[min]! >= size) return
+      this.removeAt(min)
+    }
+    this.ptrs.push(ptr)
+    this.sizes.push(size)
+  }
+  /** The smallest kept buffer of at least `size` bytes aligned to `align`; removed from the pool. */
+  take(size: number, align: number): number | undefined {
+    let best = -1
+    for (let i = 0; i < this.ptrs.length; i++) {
+      const s = this.sizes[i]!
+      if (s >= size && (best < 0 || s < this.sizes[best]!) && this.ptrs[i]! % align === 0) {
+        best = i
+        if (s === size) break
+      }
+    }
+    if (best < 0) return undefined
+    const ptr = this.ptrs[best]!
+    this.removeAt(best)
+    return ptr
+  }
+  private removeAt(i: number): void {
+    const last = this.ptrs.length - 1
+    this.ptrs[i] = this.ptrs[last]!
+    this.sizes[i] = this.sizes[last]!
+    this.ptrs.pop()
+    this.sizes.pop()
+  }
+}
+
 /** Memory access that survives `memory.grow` (which detaches the old buffer). */
 class Guest {
   private buffer: ArrayBuffer
@@ -77,9 +142,11 @@ class Guest {
   private u8: Uint8Array
   private readonly memory: WebAssembly.Memory
   private readonly realloc: CoreContext["realloc"]
-  constructor(ctx: CoreContext) {
+  private readonly reclaimed: Reclaimed | undefined
+  constructor(ctx: CoreContext, reclaimed: Reclaimed | undefined) {
     this.memory = ctx.memory
     this.realloc = ctx.realloc
+    this.reclaimed = reclaimed
     this.buffer = ctx.memory.buffer as ArrayBuffer
     this.dv = new DataView(this.buffer)
     this.u8 = new Uint8Array(this.buffer)
@@ -102,6 +169,8 @@ class Guest {
   }
   alloc(size: number, align: number): number {
     if (size === 0) return align
+    const reused = this.reclaimed?.take(size, align)
+    if (reused !== undefined) return reused
     if (this.realloc === undefined) throw new HostTrap("component exports no cabi_realloc")
     // i32 results arrive signed; a broken allocator must not make the host write out of bounds.
     const ptr = this.realloc(0, 0, align, size) >>> 0
@@ -221,6 +290,39 @@ class Guest {
       this.putBytes(contextAt + 4, r.context)
     }
   }
+  // ---- reclaiming what the guest lowered for a call, once it has been read ----
+  reclaim(ptr: number, size: number): void {
+    if (this.reclaimed === undefined || size === 0 || ptr === 0) return
+    if (ptr + size > this.bytes().length) return
+    this.reclaimed.add(ptr, size)
+  }
+  reclaimStringAt(at: number): void {
+    const dv = this.view()
+    this.reclaim(dv.getUint32(at, true), dv.getUint32(at + 4, true))
+  }
+  reclaimAddress(at: number): void {
+    for (let i = 0; i < 32; i += 8) this.reclaimStringAt(at + i)
+  }
+  reclaimCapabilities(ptr: number, n: number): void {
+    if (this.reclaimed === undefined || n === 0) return
+    for (let i = 0; i < n; i++) {
+      this.reclaimAddress(ptr + i * 40)
+      this.reclaimStringAt(ptr + i * 40 + 32)
+    }
+    this.reclaim(ptr, n * 40)
+  }
+  reclaimRequest(at: number): void {
+    const dv = this.view()
+    this.reclaimStringAt(at + 24)
+    if (dv.getUint8(at + 32) !== 0) this.reclaimStringAt(at + 36)
+    this.reclaimCapabilities(dv.getUint32(at + 44, true), dv.getUint32(at + 48, true))
+  }
+  reclaimOptionBlob(at: number): void {
+    const dv = this.view()
+    if (dv.getUint8(at) === 0) return
+    if (dv.getUint8(at + 4) !== 0) this.reclaimStringAt(at + 8)
+    this.reclaimStringAt(at + 16)
+  }
   // ---- lifting (guest -> host); byte data is copied out ----
   getBytes(ptr: number, len: number): Uint8Array {
     return len === 0 ? emptyBytes : this.bytes().slice(ptr, ptr + len)
@@ -289,15 +391,22 @@ const withLower = <F extends (...args: never) => unknown>(fn: F, lower: (ctx: Co
 /**
  * Adds core-ABI fast paths to the hot functions of a `makeKinodeImports` object.
  * The generic (JS-value) versions stay as they are for glue that does not ask.
+ * `recycle`: the guest is componentize-js (see `Reclaimed`); never for other guests,
+ * which may free or reuse what they lowered as soon as the call returns.
  */
 export const addFastPaths = (
   generic: Record<string, unknown>,
   api: ProcessApi,
   ids: IdCodec,
-  version: KinodeVersion
+  version: KinodeVersion,
+  recycle = false
 ): Record<string, unknown> => {
+  // One pool per process instance, shared by every import of it.
+  const reclaimed = recycle ? new Reclaimed() : undefined
+  const guestOf = (ctx: CoreContext) => new Guest(ctx, reclaimed)
+
   const receive = withLower(generic["receive"] as () => unknown, (ctx) => {
-    const guest = new Guest(ctx)
+    const guest = guestOf(ctx)
     const receiveCore = (retptr: number): void | Promise<void> => {
       const ready = api.tryReceive()
       if (ready !== undefined) {
@@ -310,7 +419,7 @@ export const addFastPaths = (
   })
 
   const sendResponse = withLower(generic["sendResponse"] as () => unknown, (ctx) => {
-    const guest = new Guest(ctx)
+    const guest = guestOf(ctx)
     return (
       inherit: number,
       bodyPtr: number,
@@ -341,6 +450,15 @@ export const addFastPaths = (
           bytes: guest.getBytes(bytesPtr, bytesLen)
         }
       )
+      if (reclaimed !== undefined) {
+        guest.reclaim(bodyPtr, bodyLen)
+        if (metaTag !== 0) guest.reclaim(metaPtr, metaLen)
+        guest.reclaimCapabilities(capsPtr, capsLen)
+        if (blobTag !== 0) {
+          if (mimeTag !== 0) guest.reclaim(mimePtr, mimeLen)
+          guest.reclaim(bytesPtr, bytesLen)
+        }
+      }
       if (refused !== undefined && refused._tag === "NothingToAnswer") {
         api.printToTerminal(0, "send-response: there is no request to answer")
       }
@@ -348,21 +466,36 @@ export const addFastPaths = (
   })
 
   const sendRequest = withLower(generic["sendRequest"] as () => unknown, (ctx) => {
-    const guest = new Guest(ctx)
+    const guest = guestOf(ctx)
     // One pointer to tuple<address, request, option<context>, option<lazy-load-blob>>.
     return (at: number): void => {
       const dv = guest.view()
-      const context = dv.getUint8(at + 88) === 0
-        ? undefined
-        : guest.getBytes(dv.getUint32(at + 92, true), dv.getUint32(at + 96, true))
+      const hasContext = dv.getUint8(at + 88) !== 0
+      const context = hasContext ? guest.getBytes(dv.getUint32(at + 92, true), dv.getUint32(at + 96, true)) : undefined
       api.sendRequest(guest.getAddress(ids, at), guest.getRequest(ids, at + 32), context, guest.getOptionBlob(at + 100))
+      if (reclaimed !== undefined) {
+        guest.reclaimAddress(at)
+        guest.reclaimRequest(at + 32)
+        if (hasContext) guest.reclaimStringAt(at + 92)
+        guest.reclaimOptionBlob(at + 100)
+        guest.reclaim(at, 128)
+      }
+    }
+  })
+
+  // print-to-terminal: (level, message). Every line an app logs would otherwise go through jco's glue.
+  const printToTerminal = withLower(generic["printToTerminal"] as () => unknown, (ctx) => {
+    const guest = guestOf(ctx)
+    return (level: number, ptr: number, len: number): void => {
+      api.printToTerminal(level & 0xff, guest.getString(ptr, len))
+      guest.reclaim(ptr, len)
     }
   })
 
   // get-blob / last-blob write the (possibly large) blob straight into guest memory: option<lazy-load-blob> at retptr.
   const blobGetter = (name: "getBlob" | "lastBlob", read: () => LazyLoadBlob | undefined) =>
     withLower(generic[name] as () => unknown, (ctx) => {
-      const guest = new Guest(ctx)
+      const guest = guestOf(ctx)
       return (retptr: number): void => guest.putOptionBlob(retptr, read())
     })
   const getBlob = blobGetter("getBlob", api.getBlob)
@@ -371,29 +504,38 @@ export const addFastPaths = (
   // The waiting calls without a result. jco's async glue never settles such a call
   // whose host function failed, so the process would hang where Kinode traps (a failed
   // set-state or clear-state); as JSPI imports of their own, a rejection traps at once.
-  // (clear-state gets no memory: it lowers nothing.)
+  // (clear-state gets no memory: it lowers nothing.) What they lowered is read before
+  // they wait, so it is reclaimed at once.
   const suspending = (name: string, lower: (ctx: CoreContext) => (...args: Array<number>) => Promise<void>) =>
     withLower(generic[name] as () => unknown, (ctx) => new Suspending(lower(ctx)))
   const withGuest = (f: (guest: Guest, a: number, b: number) => Promise<void>) => (ctx: CoreContext) => {
-    const guest = new Guest(ctx)
+    const guest = guestOf(ctx)
     return (...args: Array<number>) => f(guest, args[0]!, args[1]!)
   }
-  const setState = suspending("setState", withGuest((guest, ptr, len) => api.setState(guest.getBytes(ptr, len))))
+  const setState = suspending(
+    "setState",
+    withGuest((guest, ptr, len) => {
+      const bytes = guest.getBytes(ptr, len)
+      guest.reclaim(ptr, len)
+      return api.setState(bytes)
+    })
+  )
   const clearState = suspending("clearState", () => () => api.clearState())
-  const saveCapabilities = suspending(
-    "saveCapabilities",
-    withGuest((guest, ptr, n) => api.saveCapabilities(guest.getCapabilities(ids, ptr, n)))
-  )
-  const dropCapabilities = suspending(
-    "dropCapabilities",
-    withGuest((guest, ptr, n) => api.dropCapabilities(guest.getCapabilities(ids, ptr, n)))
-  )
+  const capabilitiesCall = (call: (caps: ReadonlyArray<Capability>) => Promise<void>) =>
+    withGuest((guest, ptr, n) => {
+      const caps = guest.getCapabilities(ids, ptr, n)
+      guest.reclaimCapabilities(ptr, n)
+      return call(caps)
+    })
+  const saveCapabilities = suspending("saveCapabilities", capabilitiesCall((caps) => api.saveCapabilities(caps)))
+  const dropCapabilities = suspending("dropCapabilities", capabilitiesCall((caps) => api.dropCapabilities(caps)))
 
   return {
     ...generic,
     receive,
     sendResponse,
     sendRequest,
+    printToTerminal,
     getBlob,
     lastBlob,
     setState,

@@ -238,7 +238,7 @@ const makeKernel = Effect.gen(function*() {
         resume(Effect.succeed("timeout"))
       })
       pendingCalls.set(id, (km) => {
-        timer.cancelled = true
+        timer.cancel()
         resume(Effect.succeed(km))
       })
       const refused = router.deliver({
@@ -251,7 +251,7 @@ const makeKernel = Effect.gen(function*() {
       })
       if (refused !== undefined) {
         pendingCalls.delete(id)
-        timer.cancelled = true
+        timer.cancel()
         resume(Effect.succeed(new SendRefused({ target: target.toString(), reason: refused })))
       }
     })

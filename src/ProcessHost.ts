@@ -189,7 +189,7 @@ export class ProcessHost implements ProcessApi {
 
   private settle(id: bigint, entry: Outstanding): void {
     this.contexts.delete(id)
-    if (entry.timer !== undefined) entry.timer.cancelled = true
+    if (entry.timer !== undefined) entry.timer.cancel()
     this.prompting = entry.prompting
   }
 
@@ -303,7 +303,7 @@ export class ProcessHost implements ProcessApi {
     if (expects !== undefined) {
       if (this.refusalMode === "send-error" || refused !== "MailboxFull") {
         // Kinode: an immediate timeout, delivered like any other failure.
-        timer!.cancelled = true
+        timer!.cancel()
         this.mailbox.offerInternal({
           _tag: "FailedSend",
           id,
@@ -311,7 +311,7 @@ export class ProcessHost implements ProcessApi {
         })
       } else {
         this.contexts.delete(id)
-        timer!.cancelled = true
+        timer!.cancel()
       }
     }
     return { id, refused: this.refuse(resolvedTarget, refused) }

@@ -10,10 +10,28 @@
  */
 import { Clock, Context, Deferred, Effect, Fiber, Layer } from "effect"
 
-export interface TimeoutHandle {
-  cancelled: boolean
+export class TimeoutHandle {
+  cancelled = false
   readonly deadline: number
-  readonly fire: () => void
+  private callback: (() => void) | undefined
+  constructor(deadline: number, callback: () => void) {
+    this.deadline = deadline
+    this.callback = callback
+  }
+  /**
+   * Settles the handle without firing. The callback is dropped at once: it holds the
+   * request (body, blob), which must not stay alive until the deadline passes.
+   */
+  cancel(): void {
+    this.cancelled = true
+    this.callback = undefined
+  }
+  /** Fires once, unless cancelled. */
+  fire(): void {
+    const callback = this.callback
+    this.cancel()
+    callback?.()
+  }
 }
 
 export class Timeouts extends Context.Service<Timeouts, {
@@ -57,10 +75,7 @@ export class Timeouts extends Context.Service<Timeouts, {
           while (lane.head < lane.items.length && lane.items[lane.head]!.deadline <= now) {
             const h = lane.items[lane.head]!
             lane.head++
-            if (!h.cancelled) {
-              h.cancelled = true
-              h.fire()
-            }
+            if (!h.cancelled) h.fire()
           }
           if (lane.head === lane.items.length) lanes.delete(seconds)
           else compact(lane)
@@ -87,7 +102,7 @@ export class Timeouts extends Context.Service<Timeouts, {
       return Timeouts.of({
         schedule: (seconds, fire) => {
           const ms = Math.max(0, seconds * 1000)
-          const handle: TimeoutHandle = { cancelled: false, deadline: clock.currentTimeMillisUnsafe() + ms, fire }
+          const handle = new TimeoutHandle(clock.currentTimeMillisUnsafe() + ms, fire)
           let lane = lanes.get(ms)
           if (lane === undefined) {
             lane = { items: [], head: 0 }

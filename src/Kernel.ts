@@ -214,13 +214,16 @@ const makeKernel = Effect.gen(function*() {
       return live === undefined ? Effect.void : persist(live)
     }, { discard: true, concurrency: "unbounded" })
 
-  /** Grants to a process that does not exist are ignored, as in Kinode (never kept in memory only). */
+  /**
+   * Adds capabilities to a process's grants, in memory; whether anything changed.
+   * Grants to a process that does not exist are ignored, as in Kinode (never kept in
+   * memory only).
+   */
+  const addGrants = (holder: string, caps: ReadonlyArray<Capability>): boolean =>
+    processes.has(holder) && grants.add(holder, caps.map(signCapability))
+
   const grant = (holder: string, caps: ReadonlyArray<Capability>) =>
-    Effect.suspend(() => {
-      if (!processes.has(holder)) return Effect.void
-      const changed = grants.add(holder, caps.map(signCapability))
-      return changed ? persistHolders([holder]) : Effect.void
-    })
+    Effect.suspend(() => (addGrants(holder, caps) ? persistHolders([holder]) : Effect.void))
 
   const drop = (holder: string, caps: ReadonlyArray<Capability>) =>
     Effect.suspend(() => (grants.drop(holder, caps) ? persistHolders([holder]) : Effect.void))
@@ -491,9 +494,9 @@ const makeKernel = Effect.gen(function*() {
       const touched = new Set([childId, parentKey])
       for (const [grantee, params] of options.grantCapabilities) {
         const holder = grantee.toString()
-        if (processes.has(holder) && grants.add(holder, [signCapability({ issuer: addressOf(child), params })])) touched.add(holder)
+        if (addGrants(holder, [{ issuer: addressOf(child), params }])) touched.add(holder)
       }
-      grants.add(parentKey, [signCapability(messagingCap(node, childId))])
+      addGrants(parentKey, [messagingCap(node, childId)])
       // Every record the spawn changed goes into LMDB's ordered write queue now, before
       // the child runs; the one synced commit for them follows in the background
       // (~1 ms of fsync, several times the rest of a spawn). Crash-consistent rather

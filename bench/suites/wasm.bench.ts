@@ -21,7 +21,7 @@ import { buildApp } from "../../apps/build.ts"
 import { StorageLive } from "../../layers/Storage.ts"
 import { testKernel } from "../../layers/TestLive.ts"
 import { PackagesLive } from "../../layers/Packages.ts"
-import { address, parseProcessId } from "../../src/Ids.ts"
+import { address, pid } from "../../src/Ids.ts"
 import { Kernel, messagingCap } from "../../src/Kernel.ts"
 import { request, text } from "../../src/Message.ts"
 import type { NativeApi } from "../../src/ProcessApi.ts"
@@ -54,24 +54,18 @@ const roundTrips = (api: NativeApi, target: string, n: number) =>
     return { rate: n / (total / 1000), p50: percentile(samples, 50) * 1000, p99: percentile(samples, 99) * 1000 }
   })
 
-const pid = (s: string) => {
-  const r = parseProcessId(s)
-  if (r._tag === "Failure") throw new Error(s)
-  return r.success
-}
-
 const kernelFigures = Effect.gen(function*() {
   const rows: Array<Row> = []
   const kernel = yield* Kernel
   const packages = yield* Packages
+  const watBytes = yield* Effect.promise(buildEcho)
   const watZip = zipSync({
     "manifest.json": new TextEncoder().encode(JSON.stringify([{
       process_name: "echo", process_wasm_path: "/echo.wasm", on_exit: "None", request_networking: false,
       request_capabilities: [], grant_capabilities: [], public: true
     }])),
-    "echo.wasm": yield* Effect.promise(buildEcho)
+    "echo.wasm": watBytes
   })
-  const watBytes = yield* Effect.promise(buildEcho)
   let t = performance.now()
   yield* packages.install({ package: "watecho", publisher: "bench" }, watZip)
   rows.push({ suite: SUITE, metric: "install+instantiate WAT echo (cold)", value: performance.now() - t, unit: "ms" })

@@ -18,7 +18,7 @@ import { KIMAP_ADDRESS, KINO_ACCOUNT_IMPLEMENTATION, MULTICALL_ADDRESS, kimapAbi
 /** Anvil's (and Kinode fakenet's) account #0. @category constants */
 export const ANVIL_ACCOUNT_0_KEY: Hex = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 /** Anvil account #1 (tests use it as "someone else"). @category constants */
-export const ANVIL_ACCOUNT_1_KEY: Hex = "0x59c6995e998f97a5a0044966f0945389dc9c86dae88c7a8412f4603b6b78690d"
+export const ANVIL_ACCOUNT_1_KEY: Hex = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 /** Where the zone minter account implementation is installed (our choice). @category constants */
 export const KINO_MINTER_IMPLEMENTATION = "0x000000000000000000000000000000006b696e6f" as const
 /** Zones minted under the root at initialisation. @category constants */

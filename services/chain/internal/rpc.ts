@@ -23,7 +23,11 @@ export interface RpcPolicy {
 export const defaultPolicy: RpcPolicy = { timeout: "5 seconds", retries: 3, backoff: "200 millis" }
 
 const shortMessage = (cause: unknown): string => {
-  if (cause instanceof BaseError) return cause.shortMessage
+  if (cause instanceof BaseError) {
+    return cause.details !== undefined && cause.details !== "" && cause.details !== cause.shortMessage
+      ? `${cause.shortMessage} (${cause.details})`
+      : cause.shortMessage
+  }
   if (cause instanceof Error) return cause.message
   return String(cause)
 }

@@ -24,7 +24,7 @@
  * `checkpointBlocks` final blocks or `checkpointInterval`, when the backfill is done,
  * and when the layer's scope closes.
  */
-import { Context, Duration, Effect, Layer, Result, Schedule, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Result, Schedule, Schema } from "effect"
 import type { Hex } from "viem"
 import { createPublicClient, decodeAbiParameters, decodeFunctionResult, encodeFunctionData, hexToBytes, http, webSocket, zeroAddress } from "viem"
 import type { Address } from "../../src/Ids.ts"
@@ -160,6 +160,8 @@ const message = (cause: unknown): string => cause instanceof Error ? cause.messa
 const toHex = (n: number) => `0x${n.toString(16)}`
 const body = (r: IndexerResponse): Uint8Array => Json.toBytes(r)
 const KNS_HASHES = KNS_NOTE_LABELS.map((l) => KNS_NOTE_LABEL_HASHES[l])
+/** Two quick retries per call; longer outages are the follower's back-off. */
+const quickRetry = Schedule.exponential("100 millis")
 const bytesParams = [{ type: "bytes" }] as const
 const twoBytesParams = [{ type: "bytes" }, { type: "bytes" }] as const
 
@@ -233,10 +235,10 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
     transport: /^wss?:/.test(config.rpcUrl)
       ? webSocket(config.rpcUrl, {
         retryCount: 0,
-        timeout: Duration.toMillis(rpcTimeout),
+        timeout: Duration.toMillis(rpcTimeout) + 1_000,
         reconnect: { attempts: Number.MAX_SAFE_INTEGER, delay: 1_000 }
       })
-      : http(config.rpcUrl, { retryCount: 0, timeout: Duration.toMillis(rpcTimeout) })
+      : http(config.rpcUrl, { retryCount: 0, timeout: Duration.toMillis(rpcTimeout) + 1_000 })
   })
   const request = client.request as unknown as (args: { method: string; params: ReadonlyArray<unknown> }) => Promise<unknown>
 
@@ -261,7 +263,7 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
   /** Hashes of unfinal blocks we indexed (log blocks and round heads), for reorg checks. */
   const hashes = new Map<number, string>()
   let savedBlock = loaded._tag === "Found" ? state.lastFinalBlock : -1
-  let savedAt = Date.now()
+  let savedAt = yield* Clock.currentTimeMillis
   let chunk = maxChunk
 
   const publish = (outcome: Outcome) =>
@@ -287,7 +289,7 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
         orElse: () => Effect.fail(new RpcError({ method, reason: `no answer in ${Duration.format(rpcTimeout)}` }))
       }),
       Effect.tapError(() => Effect.sync(() => stats.rpcFailures++)),
-      Effect.retry({ times: 2, schedule: Schedule_exponential100 })
+      Effect.retry({ times: 2, schedule: quickRetry })
     )
 
   const garbage = (method: string, what: string) => new RpcError({ method, reason: `unexpected answer: ${what}` })
@@ -409,17 +411,17 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
       return
     }
     savedBlock = persisted.lastBlock
-    savedAt = Date.now()
+    savedAt = yield* Clock.currentTimeMillis
     stats.checkpoints++
     stats.checkpointBlock = persisted.lastBlock
   })
 
   const maybeCheckpoint = (force: boolean) =>
-    Effect.suspend(() => {
+    Effect.gen(function*() {
       const final = state.lastFinalBlock
-      if (final <= savedBlock) return Effect.void
-      if (force || final - savedBlock >= checkpointBlocks || Date.now() - savedAt >= checkpointMillis) return saveCheckpoint
-      return Effect.void
+      if (final <= savedBlock) return
+      const now = yield* Clock.currentTimeMillis
+      if (force || final - savedBlock >= checkpointBlocks || now - savedAt >= checkpointMillis) yield* saveCheckpoint
     })
 
   // --- the follower ---
@@ -431,7 +433,7 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
       const result = yield* Effect.result(round)
       if (Result.isFailure(result)) {
         if (failures === 0) {
-          since = Date.now()
+          since = yield* Clock.currentTimeMillis
           yield* Effect.logWarning(`kns-indexer: chain unreachable: ${result.failure.method}: ${result.failure.reason}`)
         }
         failures++
@@ -568,5 +570,3 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
     checkpoint: saveCheckpoint
   })
 })
-
-const Schedule_exponential100 = Schedule.exponential("100 millis")

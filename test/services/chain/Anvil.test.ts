@@ -61,7 +61,9 @@ const fakeRpc = (mode: "hang" | "garbage") =>
       })
     }),
     ({ server }) => Effect.sync(() => server.closeAllConnections()).pipe(
-      Effect.andThen(Effect.callback<void>((resume) => server.close(() => resume(Effect.void))))
+      Effect.andThen(Effect.callback<void>((resume) => {
+        server.close(() => resume(Effect.void))
+      }))
     )
   )
 
@@ -130,17 +132,18 @@ describe("Anvil", () => {
       process.kill(chain.pid!, "SIGKILL")
       const exit = yield* chain.exited.pipe(Effect.timeout("5 seconds"))
       assert.deepStrictEqual(exit, { _tag: "Exited", code: null, signal: "SIGKILL" })
-      for (const call of [
+      const calls: ReadonlyArray<Effect.Effect<unknown, { readonly _tag: string }>> = [
         registry.readNode("victim.os"),
         registry.registerDirect({ name: "late.os", netKey: KEY, ip: "127.0.0.1", tcpPort: 1 }),
         registry.updateNotes({ name: "victim.os", notes: [] })
-      ]) {
+      ]
+      for (const call of calls) {
         const [result, ms] = yield* elapsed(call)
         assert.isTrue(Exit.isFailure(result))
         assert.isBelow(ms, 3000)
         const e = yield* Effect.flip(call)
         assert.strictEqual(e._tag, "ChainUnavailable")
-        assert.strictEqual((e as { url: string }).url, chain.url)
+        assert.strictEqual((e as unknown as { url: string }).url, chain.url)
       }
       assert.strictEqual((yield* Effect.flip(probeChainId(chain.url)))._tag, "ChainUnavailable")
       assert.strictEqual((yield* Effect.flip(makeRegistry({ url: chain.url, policy: fast })))._tag, "ChainUnavailable")

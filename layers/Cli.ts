@@ -5,12 +5,11 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
-import * as readline from "node:readline"
-import { Kernel, messagingCap } from "../src/Kernel.ts"
+import { Kernel } from "../src/Kernel.ts"
 import { Printout } from "../src/Printout.ts"
-import { runCommand } from "../services/terminal/Commands.ts"
+import { installBundled } from "../services/packages/index.ts"
+import { readLoop } from "../services/terminal/index.ts"
 import { NodeLive } from "./NodeLive.ts"
-import { installBundled } from "./Packages.ts"
 
 const USAGE = `usage: node dist/main.js --home <dir> [options]
 
@@ -48,54 +47,6 @@ const parseFlags = (argv: ReadonlyArray<string>): Flags | string => {
   return { home, name, verbosity, detached }
 }
 
-/** Reads lines until end of input, running each as a terminal command. */
-const terminalLoop = Effect.gen(function*() {
-  const kernel = yield* Kernel
-  const printout = yield* Printout
-  const terminal = yield* kernel.session("terminal:terminal:sys", {
-    capabilities: [messagingCap(kernel.node, "kernel:distro:sys")],
-    public: true
-  })
-  const prompt = `${kernel.node} > `
-  const rl = yield* Effect.acquireRelease(
-    Effect.sync(() => readline.createInterface({ input: process.stdin, output: process.stdout, prompt, terminal: process.stdin.isTTY === true })),
-    (rl) => Effect.sync(() => rl.close())
-  )
-  const lines: Array<string> = []
-  let ended = false
-  let wake: (() => void) | undefined
-  rl.on("line", (l) => {
-    lines.push(l)
-    wake?.()
-  })
-  rl.on("close", () => {
-    ended = true
-    wake?.()
-  })
-  rl.on("SIGINT", () => {
-    ended = true
-    wake?.()
-  })
-  rl.prompt()
-  while (true) {
-    const line = lines.shift()
-    if (line !== undefined) {
-      yield* runCommand(terminal, line).pipe(
-        Effect.catchCause((cause) => Effect.sync(() => printout.print(0, "terminal", `command failed: ${String(cause)}`)))
-      )
-      if (!ended) rl.prompt()
-      continue
-    }
-    if (ended) return
-    yield* Effect.callback<void>((resume) => {
-      wake = () => {
-        wake = undefined
-        resume(Effect.void)
-      }
-    })
-  }
-})
-
 export const main = (argv: ReadonlyArray<string>) => {
   const flags = parseFlags(argv)
   if (typeof flags === "string") {
@@ -113,7 +64,7 @@ export const main = (argv: ReadonlyArray<string>) => {
     printout.print(0, "kernel", `kinode-ts node ${kernel.node} booted (home ${flags.home}); ${kernel.processes().length} processes`)
     if (flags.detached) return yield* Effect.never
     printout.print(0, "kernel", `type help for commands`)
-    yield* terminalLoop
+    yield* readLoop
     printout.print(0, "kernel", "shutting down")
   })
   NodeRuntime.runMain(Effect.scoped(program).pipe(Effect.provide(Layer.fresh(NodeLive(flags)))), { disableErrorReporting: false })

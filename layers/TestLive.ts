@@ -11,13 +11,13 @@ import { KernelConfig } from "../src/Kernel.ts"
 import type { NativeProgram } from "../src/ProcessApi.ts"
 import { Printout } from "../src/Printout.ts"
 import { NativePrograms } from "../src/ProgramLoader.ts"
-import { NodeKeyEphemeral } from "../services/identity/NodeKeyFile.ts"
-import { KernelStoreLmdb } from "../services/kernel-store/KernelStoreLmdb.ts"
-import { Lmdb } from "../services/lmdb/Lmdb.ts"
-import { NetOffline } from "../services/net/NetOffline.ts"
-import { KernelLive } from "./Kernel.ts"
-import { ProgramLoaderLive } from "./ProgramLoaderLive.ts"
-import { echo } from "./NativePrograms.ts"
+import { EphemeralIdentity } from "../services/identity/index.ts"
+import { KernelStoreLmdb } from "../services/kernel-store/index.ts"
+import { Lmdb } from "../services/lmdb/index.ts"
+import { NetOfflineModule, NetOfflinePort } from "../services/net/index.ts"
+import { echo, ProgramLoaderFs } from "../services/program-loader/index.ts"
+import { VfsDriveAccess } from "../services/vfs/index.ts"
+import { KernelLive } from "./KernelLive.ts"
 
 /** A temp dir removed when the scope closes. */
 export const TempHome = Layer.effect(
@@ -36,23 +36,24 @@ export interface TestNodeOptions {
   readonly home?: string
 }
 
-/** The kernel on real LMDB over a `Home` from the context; exposes Kernel, Runtime, Printout (memory), NodeKey. */
+/** The kernel on real LMDB over a `Home` from the context; exposes Kernel, ModuleHost, Printout (memory), Identity. */
 export const kernelOverHome = (options: Omit<TestNodeOptions, "home"> = {}) => {
   const printout = Printout.memory()
-  const layer = NetOffline.pipe(
+  const layer = NetOfflineModule.pipe(
     Layer.provideMerge(KernelLive),
-    Layer.provide(ProgramLoaderLive),
+    Layer.provide(Layer.mergeAll(NetOfflinePort, VfsDriveAccess)),
+    Layer.provide(ProgramLoaderFs),
     Layer.provide(NativePrograms.make({ echo, ...options.programs })),
     Layer.provide(KernelStoreLmdb),
     Layer.provide(Lmdb.layer),
-    Layer.provideMerge(NodeKeyEphemeral),
-    Layer.provideMerge(KernelConfig.layer(options.node ?? "test.dev", options.mailboxCapacity)),
+    Layer.provideMerge(EphemeralIdentity(options.node ?? "test.dev")),
+    Layer.provideMerge(KernelConfig.layer(options.mailboxCapacity)),
     Layer.provideMerge(printout.layer)
   )
   return { layer, lines: printout.lines }
 }
 
-/** The kernel on real LMDB; exposes Kernel, Runtime, Printout (memory), NodeKey, Home. */
+/** The kernel on real LMDB; exposes Kernel, ModuleHost, Printout (memory), Identity, Home. */
 export const testKernel = (options: TestNodeOptions = {}) => {
   const { layer, lines } = kernelOverHome(options)
   const home = options.home === undefined ? TempHome : Layer.succeed(Home, { path: options.home })

@@ -8,7 +8,7 @@
 import { Context, Effect, Layer, Result, Schema } from "effect"
 import { parseAddress } from "./Ids.ts"
 import * as Json from "./Json.ts"
-import { onExitFromJson, OnExitJson, onExitToJson } from "./KernelCommand.ts"
+import { onExitFromJson, OnExitJson, onExitToJson } from "./KernelCommandProtocol.ts"
 import type { OnExit, SignedCapability } from "./Message.ts"
 
 export interface ProcessRecord {

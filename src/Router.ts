@@ -10,6 +10,13 @@
  * are checked exactly like requests. One process's messages to another arrive in send
  * order because delivery is a synchronous append to the target's mailbox.
  *
+ * `deliver` answers with a value, not an Effect failure: it is the hot path (a million
+ * messages a second), and a refusal is an ordinary outcome the caller turns into its
+ * own error (a typed `SendRefused`, or Kinode's `SendError` for a Wasm sender).
+ *
+ * The router is private to the kernel: services reach it only by sending messages,
+ * the network only through the `Net` port it is built with.
+ *
  * Only the exact id `kernel:distro:sys` is the kernel. Kinode routes any process
  * *named* `kernel` to its command handler [quirk]; here such a process is ordinary.
  */
@@ -41,22 +48,23 @@ export interface RouteEntry {
   readonly messagingKey: string
 }
 
-/** Hands a message for another node to the network layer; returns a refusal or nothing. */
-export type RemoteHandler = (km: KernelMessage) => RefusalReason | undefined
+/** Hands a message for another node to the network; returns a refusal or nothing (the `Net` port's `send`). */
+export type RemoteSend = (km: KernelMessage) => RefusalReason | undefined
 
 const EXEMPT_SOURCES = new Set(["kernel:distro:sys", "state:distro:sys", "vfs:distro:sys"])
 
 export class RouterCore {
   private readonly entries = new Map<string, RouteEntry>()
-  private remote: RemoteHandler = () => "Offline"
+  private readonly remote: RemoteSend
   readonly node: string
   private readonly grants: GrantTable
   private readonly networkKey: string
   private readonly onEvent: ((km: KernelMessage) => void) | undefined
 
-  constructor(node: string, grants: GrantTable, onEvent?: (km: KernelMessage) => void) {
+  constructor(node: string, grants: GrantTable, remote: RemoteSend, onEvent?: (km: KernelMessage) => void) {
     this.node = node
     this.grants = grants
+    this.remote = remote
     this.networkKey = capabilityKey(`${node}@kernel:distro:sys`, "\"network\"")
     this.onEvent = onEvent
   }
@@ -83,10 +91,6 @@ export class RouterCore {
 
   ids(): Array<string> {
     return Array.from(this.entries.keys())
-  }
-
-  setRemoteHandler(handler: RemoteHandler): void {
-    this.remote = handler
   }
 
   /** Rewrites the node literal `our` to this node's name. */

@@ -5,6 +5,10 @@
  * - services/<x>/ sees src/ (not src/internal), its own folder, node and storage
  *   libraries, and other services only through their index.ts (lmdb is shared infra).
  * - nothing but test/, bench/ and layers/ imports layers/.
+ * - the kernel's insides stay inside: nothing outside src/ reaches the router, the grant
+ *   table or the process table; src/ starts no fiber outside a scope the kernel owns.
+ * - every services/<name>/ has an index.ts (its public surface), and every one that
+ *   hosts a process has a Protocol.ts (the Schemas of what crosses its boundary).
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as fs from "node:fs"
@@ -65,6 +69,42 @@ describe("dependency rule", () => {
       for (const f of files(dir)) {
         for (const spec of importsOf(f)) if (spec.startsWith(".") && resolved(f, spec).startsWith("layers/")) bad.push(`${f} -> ${spec}`)
       }
+    }
+    assert.deepStrictEqual(bad, [])
+  })
+
+  it("nothing outside src/ reaches the router, the grant table or the process table", () => {
+    const inner = new Set(["src/Router.ts", "src/GrantStore.ts", "src/ProcessTable.ts", "src/ModuleHosting.ts", "src/KernelCalls.ts"])
+    const bad: Array<string> = []
+    for (const dir of ["services", "layers", "test", "bench"]) {
+      for (const f of files(dir)) {
+        for (const spec of importsOf(f)) if (spec.startsWith(".") && inner.has(resolved(f, spec))) bad.push(`${f} -> ${spec}`)
+        if (/\bGrantTable\b|\bRouterCore\b/.test(fs.readFileSync(path.join(root, f), "utf8"))) bad.push(`${f} names a kernel internal`)
+      }
+    }
+    assert.deepStrictEqual(bad, [])
+  })
+
+  it("src/ starts no fiber outside a scope the kernel owns", () => {
+    const bad: Array<string> = []
+    for (const f of files("src")) {
+      const text = fs.readFileSync(path.join(root, f), "utf8")
+      for (const m of text.matchAll(/\b(?:Effect\.(?:runFork|runPromise|runSync|runCallback|runForkWith|runPromiseWith|runSyncWith|forkDetach)|forkDaemon)\b/g)) {
+        bad.push(`${f}: ${m[0]}`)
+      }
+    }
+    assert.deepStrictEqual(bad, [])
+  })
+
+  it("every service has index.ts, and Protocol.ts when it hosts a process", () => {
+    const bad: Array<string> = []
+    for (const e of fs.readdirSync(path.join(root, "services"), { withFileTypes: true })) {
+      if (!e.isDirectory()) continue
+      const dir = path.join("services", e.name)
+      const own = files(dir)
+      if (!own.includes(path.join(dir, "index.ts"))) bad.push(`${dir}: no index.ts`)
+      const hosts = own.some((f) => /serveLayer\(|\.serve\("/.test(fs.readFileSync(path.join(root, f), "utf8")))
+      if (hosts && !own.includes(path.join(dir, "Protocol.ts"))) bad.push(`${dir}: hosts a process but has no Protocol.ts`)
     }
     assert.deepStrictEqual(bad, [])
   })

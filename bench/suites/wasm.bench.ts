@@ -20,7 +20,6 @@ import * as path from "node:path"
 import { buildApp } from "../../apps/build.ts"
 import { StorageLive } from "../../layers/Storage.ts"
 import { testKernel } from "../../layers/TestLive.ts"
-import { PackagesLive } from "../../layers/Packages.ts"
 import { address, pid } from "../../src/Ids.ts"
 import { Kernel, messagingCap } from "../../src/Kernel.ts"
 import { request, text } from "../../src/Message.ts"
@@ -101,9 +100,8 @@ const kernelFigures = Effect.gen(function*() {
       requestCapabilities: [],
       grantCapabilities: [],
       public: false
-    })
+    }).pipe(Effect.orDie)
     const t2 = performance.now()
-    if (!("processName" in child)) return yield* Effect.die(new Error(`spawn failed: ${child.reason}`))
     const r = yield* parent.sendAndAwaitEffect(address(`${kernel.node}@${child.toString()}`), request({ body: text("x"), expectsResponse: 5n }))
     if (!("message" in r)) return yield* Effect.die(new Error("the spawned echo did not answer"))
     spawnSamples.push(t2 - t1)
@@ -214,7 +212,7 @@ const bootToPrompt = (home: string): Promise<number> =>
 export async function run(): Promise<Array<Row>> {
   await Promise.all(["echo"].map((a) => buildApp(a)))
   const k = testKernel({})
-  const layer = PackagesLive.pipe(Layer.provideMerge(StorageLive), Layer.provide(Lmdb.layer), Layer.provideMerge(k.layer))
+  const layer = Packages.layer.pipe(Layer.provideMerge(StorageLive), Layer.provide(Lmdb.layer), Layer.provideMerge(k.layer))
   const rows = await Effect.runPromise(kernelFigures.pipe(Effect.provide(layer), Effect.scoped))
   if (fs.existsSync(path.join(repo, "dist", "main.js"))) {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "kinode-boot-"))

@@ -21,24 +21,20 @@
  * - `RemoveDb` removes the database for good; later requests answer `NoDb` until `Open`.
  * - Requests from `kernel:distro:sys` skip cap checks (the kernel is root anyway).
  */
-import { Context, Effect, Layer, Result, Schema } from "effect"
+import { Context, Effect, Layer, Result } from "effect"
 import { randomBytes } from "node:crypto"
 import { Address, KERNEL, pid } from "../../src/Ids.ts"
 import * as Json from "../../src/Json.ts"
 import type { KernelMessage, LazyLoadBlob } from "../../src/Message.ts"
 import { response } from "../../src/Message.ts"
-import { Runtime, wantsReply } from "../../src/Runtime.ts"
+import { ModuleHost, wantsReply } from "../../src/ModuleHost.ts"
+import * as ServiceShell from "../../src/ServiceShell.ts"
+import type { Reply } from "../../src/ServiceShell.ts"
 import type { Database } from "../lmdb/Lmdb.ts"
 import { Lmdb } from "../lmdb/Lmdb.ts"
 import { capParams, KvRequest } from "./Protocol.ts"
 import type { KvErrorBody, KvResponse, PackageIdJson } from "./Protocol.ts"
-import { parseBody, plainBytes } from "./Wire.ts"
-
-/** What the server sends back for one request. */
-export interface Reply {
-  readonly body: Uint8Array
-  readonly blob?: LazyLoadBlob | undefined
-}
+import { plainBytes } from "./Wire.ts"
 
 /**
  * A request decided without waiting: answered now, a durable write to batch (answered
@@ -60,7 +56,7 @@ const kimapName = /^[a-z0-9-]+$/
 const kimapNode = /^[a-z0-9.-]+$/
 
 /** Unknown object keys are ignored, as serde does for structs. */
-const decodeRequest = Schema.decodeUnknownResult(KvRequest)
+const decodeRequest = ServiceShell.decoder(KvRequest, (): KvErrorBody => "MalformedRequest")
 
 /** A db name is a single path component in Kinode; refuse anything that is not. */
 export const validDbName = (db: string): boolean =>
@@ -78,8 +74,7 @@ interface Tx {
 
 const OK_BYTES = plainBytes("Ok" satisfies KvResponse)
 const OK: Reply = { body: OK_BYTES }
-const errorReply = (error: KvErrorBody): Reply => ({ body: Json.toBytes({ Err: error }) })
-const MALFORMED = errorReply("MalformedRequest")
+const errorReply = (error: KvErrorBody): Reply => ServiceShell.errorReply(error)
 const reply = (r: Reply): Decision => ({ _tag: "Reply", reply: r })
 const refuse = (error: KvErrorBody): Decision => reply(errorReply(error))
 const message = (cause: unknown) => cause instanceof Error ? cause.message : String(cause)
@@ -108,11 +103,11 @@ export class Kv extends Context.Service<Kv, {
   static readonly layerNoDeps = Layer.effect(
     Kv,
     Effect.gen(function*() {
-      const runtime = yield* Runtime
+      const host = yield* ModuleHost
       const lmdb = yield* Lmdb
       const entries: Database<Buffer> = lmdb.open<Buffer>("kv", "binary")
       const registry: Database<boolean> = lmdb.open<boolean>("kv-dbs", "msgpack")
-      const our = new Address({ node: runtime.node, process: pid("kv:distro:sys") }, { disableChecks: true })
+      const our = new Address({ node: host.node, process: pid("kv:distro:sys") }, { disableChecks: true })
       const txs = new Map<bigint, Tx>()
 
       // The registry is small and read on every request: mirrored in memory, written through.
@@ -151,7 +146,7 @@ export class Kv extends Context.Service<Kv, {
             existing.add(dbKey)
           }
           if (!isKernel) {
-            yield* runtime.grantCapabilities(source.process, [
+            yield* host.grantCapabilities(source.process, [
               { issuer: our, params: capParams("read", p, db) },
               { issuer: our, params: capParams("write", p, db) }
             ])
@@ -191,7 +186,7 @@ export class Kv extends Context.Service<Kv, {
 
       const decideRequest = (source: Address, req: KvRequest, blob: LazyLoadBlob | undefined): Decision => {
         const p = req.package_id
-        if (!validPackage(p) || !validDbName(req.db)) return reply(MALFORMED)
+        if (!validPackage(p) || !validDbName(req.db)) return refuse("MalformedRequest")
         const isKernel = source.process.toString() === KERNEL
         const action = req.action
         const dbKey = `${p.package_name}:${p.publisher_node}/${req.db}`
@@ -209,7 +204,7 @@ export class Kv extends Context.Service<Kv, {
         }
 
         const needs = typeof action === "object" && "Get" in action ? "read" : "write"
-        if (!isKernel && !runtime.hasCapability(source.process, { issuer: our, params: needs === "read" ? info.read : info.write })) {
+        if (!isKernel && !host.hasCapability(source.process, { issuer: our, params: needs === "read" ? info.read : info.write })) {
           return refuse(needs === "read" ? "NoReadCap" : "NoWriteCap")
         }
         if (!existing.has(dbKey)) return refuse({ NoDb: [p, req.db] })
@@ -223,7 +218,7 @@ export class Kv extends Context.Service<Kv, {
         }
         if ("Get" in action) {
           const key = entryKey(prefix, action.Get)
-          if (key === undefined) return reply(MALFORMED)
+          if (key === undefined) return refuse("MalformedRequest")
           const echoed = action.Get
           return {
             _tag: "Read",
@@ -247,10 +242,10 @@ export class Kv extends Context.Service<Kv, {
         const isSet = "Set" in action
         const { key: rawKey, tx_id } = isSet ? action.Set : action.Delete
         const key = entryKey(prefix, rawKey)
-        if (key === undefined) return reply(MALFORMED)
+        if (key === undefined) return refuse("MalformedRequest")
         let value: Buffer | undefined
         if (isSet) {
-          if (blob === undefined) return reply(MALFORMED)
+          if (blob === undefined) return refuse("MalformedRequest")
           value = Buffer.from(blob.bytes.buffer, blob.bytes.byteOffset, blob.bytes.byteLength)
         }
         if (tx_id !== undefined && tx_id !== null) {
@@ -267,10 +262,8 @@ export class Kv extends Context.Service<Kv, {
       }
 
       const decide = (source: Address, body: Uint8Array, blob: LazyLoadBlob | undefined): Decision => {
-        const json = parseBody(body)
-        if (Result.isFailure(json)) return reply(MALFORMED)
-        const req = decodeRequest(json.success)
-        if (Result.isFailure(req)) return reply(MALFORMED)
+        const req = decodeRequest(body)
+        if (Result.isFailure(req)) return reply(req.failure)
         return decideRequest(source, req.success, blob)
       }
 
@@ -294,11 +287,9 @@ export class Kv extends Context.Service<Kv, {
     })
   )
 
-  /** Registers `kv:distro:sys` with the kernel and serves its mailbox. */
-  static readonly serve = Layer.effectDiscard(Effect.gen(function*() {
-    const runtime = yield* Runtime
-    const kv = yield* Kv
-    yield* runtime.serve("kv", { public: false }, (ctx) =>
+  /** Registers `kv:distro:sys` with the kernel and serves its mailbox with the group-commit loop. */
+  static readonly serve = Layer.unwrap(Effect.map(Kv, (kv) =>
+    ServiceShell.serveLayer("kv:distro:sys", { _tag: "custom", loop: (ctx, isLocalRequest) =>
       Effect.gen(function*() {
         const answer = (km: KernelMessage, r: Reply) => {
           if (wantsReply(km)) ctx.reply(km, response({ body: r.body }), r.blob)
@@ -335,7 +326,7 @@ export class Kv extends Context.Service<Kv, {
           const batch = yield* ctx.takeBatch
           for (const km of batch) {
             // Kinode's kv serves only local requests; responses to it are not expected.
-            if (km.message._tag !== "Request" || km.source.node !== runtime.node) continue
+            if (!isLocalRequest(km)) continue
             const source = km.source.process.toString()
             const d = guarded(() => kv.decide(km.source, km.message.body, km.blob))
             if (d._tag === "Write") {
@@ -366,8 +357,7 @@ export class Kv extends Context.Service<Kv, {
           flush()
           inSegment.clear()
         }
-      }))
-  }))
+      }) }, kv.handle)))
 
   /** The running service: handler plus registration; needs the kernel and LMDB. */
   static readonly layer = Kv.serve.pipe(Layer.provide(Kv.layerNoDeps))

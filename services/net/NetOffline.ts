@@ -1,17 +1,19 @@
 /**
- * `net:distro:sys` until the networking issue lands: the seam exists, every message
- * for another node is refused as `offline` (a Wasm sender gets `SendError { offline }`).
+ * The node without a network, until the networking issue lands: the `Net` port says
+ * `Offline` for every other node (a Wasm sender gets `SendError { offline }`), and the
+ * process `net:distro:sys` exists but answers nothing yet.
  */
 import { Effect, Layer } from "effect"
-import { Kernel } from "../../src/Kernel.ts"
-import { Runtime } from "../../src/Runtime.ts"
+import { ModuleHost } from "../../src/ModuleHost.ts"
+import { Net } from "../../src/Net.ts"
 
-export const NetOffline = Layer.effectDiscard(
+/** The port, for the kernel. */
+export const NetOfflinePort = Net.offline
+
+/** The `net:distro:sys` process (needs the kernel): local requests are drained. */
+export const NetOfflineModule = Layer.effectDiscard(
   Effect.gen(function*() {
-    const kernel = yield* Kernel
-    const runtime = yield* Runtime
-    kernel.router.setRemoteHandler(() => "Offline")
-    // Local requests to net (GetPeers, hello ...) are answered by nothing yet; drain them.
-    yield* runtime.serve("net", { public: false }, (ctx) => Effect.forever(ctx.takeBatch))
+    const host = yield* ModuleHost
+    yield* host.serve("net:distro:sys", { public: false }, (ctx) => Effect.forever(ctx.takeBatch))
   })
 )

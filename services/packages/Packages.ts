@@ -32,10 +32,9 @@ import { capabilityKey } from "../../src/Capabilities.ts"
 import { address, Address, checkKimapSafe, parseProcessId, type ProcessId } from "../../src/Ids.ts"
 import * as Json from "../../src/Json.ts"
 import { Kernel, networkCap } from "../../src/Kernel.ts"
-import { onExitFromJson, OnExitJson } from "../../src/KernelCommand.ts"
+import { onExitFromJson, OnExitJson } from "../../src/KernelCommandProtocol.ts"
 import type { Capability, OnExit, Request } from "../../src/Message.ts"
 import { request } from "../../src/Message.ts"
-import { SendRefused } from "../../src/ProcessApi.ts"
 import {
   type CapabilityRequest, firstIssue, type InstallError, InvalidPackageId, type Manifest, type ManifestEntry, ManifestInvalid,
   ManifestMissing, NotInstalled, PackageFileInvalid, type PackageId, packageText, parseManifest, parseMetadata, parseScripts,
@@ -125,10 +124,9 @@ const make = Effect.gen(function*() {
   const vfs = (pkg: string, path: string, action: string, blob?: Uint8Array) =>
     Effect.gen(function*() {
       const req: Request = request({ body: Json.toBytes({ path, action }), expectsResponse: 30n })
-      const r = yield* kernel.call(vfsAddress, req, blob === undefined ? undefined : { mime: undefined, bytes: blob })
-      if (r === "timeout" || r instanceof SendRefused) {
-        return yield* new VfsFailed({ package: pkg, action, path, reply: r === "timeout" ? "timeout" : r.reason })
-      }
+      const r = yield* kernel.call(vfsAddress, req, blob === undefined ? undefined : { mime: undefined, bytes: blob }).pipe(
+        Effect.mapError((e) => new VfsFailed({ package: pkg, action, path, reply: e._tag === "CallTimedOut" ? "timeout" : e.reason }))
+      )
       const parsed = Json.parseBytes(r.message.body)
       const body = Result.isSuccess(parsed) ? parsed.success : undefined
       if (typeof body === "object" && body !== null && "Err" in body) {

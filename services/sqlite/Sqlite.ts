@@ -20,17 +20,13 @@ import { Home } from "../../src/Home.ts"
 import { Address, KERNEL, pid } from "../../src/Ids.ts"
 import * as Json from "../../src/Json.ts"
 import type { LazyLoadBlob } from "../../src/Message.ts"
-import { Runtime } from "../../src/Runtime.ts"
-import { serveInLanes } from "../../src/ServiceLanes.ts"
+import { ModuleHost } from "../../src/ModuleHost.ts"
+import * as ServiceShell from "../../src/ServiceShell.ts"
+import type { Reply } from "../../src/ServiceShell.ts"
 import type { EngineResult } from "./Engine.ts"
 import { makeEngineClient } from "./EngineClient.ts"
 import { capParams, READ_KEYWORDS, SqliteFailure, SqliteRequest, SqlParams, WRITE_KEYWORDS } from "./Protocol.ts"
 import type { PackageIdJson, SqlParam, SqliteErrorBody, SqliteResponse } from "./Protocol.ts"
-
-export interface Reply {
-  readonly body: Uint8Array
-  readonly blob?: LazyLoadBlob | undefined
-}
 
 export const MAX_OPEN_TXS = 10_000
 /** Statements buffered in one transaction. */
@@ -43,8 +39,6 @@ const I64_MIN = -(2n ** 63n)
 const I64_MAX = 2n ** 63n - 1n
 
 const fail = (error: SqliteErrorBody) => Effect.fail(new SqliteFailure({ error }))
-const errorReply = (error: SqliteErrorBody): Reply => ({ body: Json.toBytes({ Err: error }) })
-const decodeRequest = Schema.decodeUnknownResult(SqliteRequest)
 const decodeParams = Schema.decodeUnknownResult(SqlParams)
 const base64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 
@@ -78,16 +72,16 @@ interface Tx {
 }
 
 export class Sqlite extends Context.Service<Sqlite, {
-  readonly handle: (source: Address, body: Uint8Array, blob: LazyLoadBlob | undefined) => Effect.Effect<Reply>
+  readonly handle: ServiceShell.Handle
 }>()("services/sqlite/Sqlite") {
   static readonly layerNoDeps = Layer.effect(
     Sqlite,
     Effect.gen(function*() {
-      const runtime = yield* Runtime
+      const host = yield* ModuleHost
       const home = yield* Home
       const root = path.join(home.path, "sqlite")
       yield* Effect.sync(() => fs.mkdirSync(root, { recursive: true }))
-      const our = new Address({ node: runtime.node, process: pid("sqlite:distro:sys") }, { disableChecks: true })
+      const our = new Address({ node: host.node, process: pid("sqlite:distro:sys") }, { disableChecks: true })
       const engine = yield* makeEngineClient
       const txs = new Map<bigint, Tx>()
 
@@ -143,7 +137,7 @@ export class Sqlite extends Context.Service<Sqlite, {
           if (action === "Open") {
             yield* run({ op: "open", dbKey, file })
             if (!isKernel) {
-              yield* runtime.grantCapabilities(source.process, [
+              yield* host.grantCapabilities(source.process, [
                 { issuer: our, params: capParams("read", p, db) },
                 { issuer: our, params: capParams("write", p, db) }
               ])
@@ -158,7 +152,7 @@ export class Sqlite extends Context.Service<Sqlite, {
         const needs = typeof action === "object" && "Query" in action ? "read" : "write"
         if (
           !isKernel &&
-          !runtime.hasCapability(source.process, { issuer: our, params: capParams(needs, p, db) })
+          !host.hasCapability(source.process, { issuer: our, params: capParams(needs, p, db) })
         ) {
           return yield* fail(needs === "read" ? "NoReadCap" : "NoWriteCap")
         }
@@ -202,25 +196,18 @@ export class Sqlite extends Context.Service<Sqlite, {
         return ok("Ok")
       })
 
-      const handle = (source: Address, body: Uint8Array, blob: LazyLoadBlob | undefined): Effect.Effect<Reply> => {
-        const json = Json.parseBytes(body)
-        if (Result.isFailure(json)) return Effect.succeed(errorReply("MalformedRequest"))
-        const req = decodeRequest(json.success)
-        if (Result.isFailure(req)) return Effect.succeed(errorReply("MalformedRequest"))
-        return serve(source, req.success, blob).pipe(
-          Effect.catch((e: SqliteFailure) => Effect.succeed(errorReply(e.error)))
-        )
-      }
-      return Sqlite.of({ handle })
+      const shell = ServiceShell.make({
+        request: SqliteRequest,
+        malformed: (): SqliteErrorBody => "MalformedRequest",
+        serve
+      })
+      return Sqlite.of({ handle: shell.handle })
     })
   )
 
   /** Registers `sqlite:distro:sys`: one lane per source process, lanes run concurrently. */
-  static readonly serve = Layer.effectDiscard(Effect.gen(function*() {
-    const runtime = yield* Runtime
-    const sqlite = yield* Sqlite
-    yield* runtime.serve("sqlite", { public: false }, (ctx) => serveInLanes(ctx, runtime.node, MAX_IN_FLIGHT, sqlite.handle))
-  }))
+  static readonly serve = Layer.unwrap(Effect.map(Sqlite, (sqlite) =>
+    ServiceShell.serveLayer("sqlite:distro:sys", { _tag: "lanes", maxInFlight: MAX_IN_FLIGHT }, sqlite.handle)))
 
   static readonly layer = Sqlite.serve.pipe(Layer.provide(Sqlite.layerNoDeps))
 }

@@ -1,34 +1,11 @@
 /**
  * `state:distro:sys` wire protocol (kinode-semantics §6.2). Reached through the
- * kernel's get-state/set-state/clear-state; process ids are their string forms.
+ * kernel's get-state/set-state/clear-state; process ids are their string forms. The
+ * Schemas live in `src/StateProtocol.ts` because the kernel is this module's client.
  */
 import { Schema } from "effect"
+import { StateErrorBody } from "../../src/StateProtocol.ts"
 
-export const StateAction = Schema.Union([
-  Schema.Struct({ GetState: Schema.String }),
-  Schema.Struct({ SetState: Schema.String }),
-  Schema.Struct({ DeleteState: Schema.String }),
-  Schema.Literal("Backup")
-])
-export type StateAction = typeof StateAction.Type
-
-/** `StateError`, externally tagged (every variant is a struct variant). */
-export const StateErrorBody = Schema.Union([
-  Schema.Struct({ RocksDBError: Schema.Struct({ action: Schema.String, error: Schema.String }) }),
-  Schema.Struct({ StartupError: Schema.Struct({ action: Schema.String }) }),
-  Schema.Struct({ BadBytes: Schema.Struct({ action: Schema.String }) }),
-  Schema.Struct({ BadRequest: Schema.Struct({ error: Schema.String }) }),
-  Schema.Struct({ BadJson: Schema.Struct({ error: Schema.String }) }),
-  Schema.Struct({ NotFound: Schema.Struct({ process_id: Schema.String }) }),
-  Schema.Struct({ IOError: Schema.Struct({ error: Schema.String }) })
-])
-export type StateErrorBody = typeof StateErrorBody.Type
-
-/** `"GetState"` (state in the blob), `"SetState"`, `"DeleteState"`, `"Backup"` or `{"Err":…}`. */
-export const StateResponse = Schema.Union([
-  Schema.Literals(["GetState", "SetState", "DeleteState", "Backup"]),
-  Schema.Struct({ Err: StateErrorBody })
-])
-export type StateResponse = typeof StateResponse.Type
+export { StateAction, StateErrorBody, StateResponse } from "../../src/StateProtocol.ts"
 
 export class StateFailure extends Schema.TaggedError<StateFailure>()("StateFailure", { error: StateErrorBody }) {}

@@ -10,7 +10,7 @@
  * that can message `state` read and overwrite everyone's state; nothing legitimate
  * needs that, so it is refused with `BadRequest`.
  */
-import { Context, Effect, Layer, Result, Schema } from "effect"
+import { Context, Effect, Layer, Result } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Home } from "../../src/Home.ts"
@@ -18,23 +18,15 @@ import type { Address } from "../../src/Ids.ts"
 import { KERNEL, parseProcessId } from "../../src/Ids.ts"
 import * as Json from "../../src/Json.ts"
 import type { LazyLoadBlob } from "../../src/Message.ts"
-import { response } from "../../src/Message.ts"
-import { Runtime, wantsReply } from "../../src/Runtime.ts"
+import * as ServiceShell from "../../src/ServiceShell.ts"
+import type { Reply } from "../../src/ServiceShell.ts"
 import type { Database } from "../lmdb/Lmdb.ts"
 import { Lmdb } from "../lmdb/Lmdb.ts"
-import { parseBody } from "../kv/index.ts"
 import { StateAction, StateFailure } from "./Protocol.ts"
 import type { StateErrorBody, StateResponse } from "./Protocol.ts"
 
-export interface Reply {
-  readonly body: Uint8Array
-  readonly blob?: LazyLoadBlob | undefined
-}
-
 const MAX_IN_FLIGHT = 4096
-const decodeAction = Schema.decodeUnknownResult(StateAction)
 const fail = (error: StateErrorBody) => Effect.fail(new StateFailure({ error }))
-const errorReply = (error: StateErrorBody): Reply => ({ body: Json.toBytes({ Err: error }) })
 const replyBytes = new Map<StateResponse, Uint8Array>(
   (["GetState", "SetState", "DeleteState", "Backup"] as const).map((r) => [r, Json.toBytes(r)])
 )
@@ -42,7 +34,7 @@ const okReply = (r: StateResponse, blob?: LazyLoadBlob): Reply => ({ body: reply
 const message = (cause: unknown) => cause instanceof Error ? cause.message : String(cause)
 
 export class State extends Context.Service<State, {
-  readonly handle: (source: Address, body: Uint8Array, blob: LazyLoadBlob | undefined) => Effect.Effect<Reply>
+  readonly handle: ServiceShell.Handle
 }>()("services/state/State") {
   static readonly layerNoDeps = Layer.effect(
     State,
@@ -103,56 +95,18 @@ export class State extends Context.Service<State, {
         return okReply("DeleteState")
       })
 
-      const handle = (source: Address, body: Uint8Array, blob: LazyLoadBlob | undefined): Effect.Effect<Reply> => {
-        const json = parseBody(body)
-        if (Result.isFailure(json)) return Effect.succeed(errorReply({ BadJson: { error: json.failure.reason } }))
-        const action = decodeAction(json.success)
-        if (Result.isFailure(action)) return Effect.succeed(errorReply({ BadJson: { error: action.failure.message } }))
-        return serve(source, action.success, blob).pipe(
-          Effect.catch((e: StateFailure) => Effect.succeed(errorReply(e.error)))
-        )
-      }
-      return State.of({ handle })
+      const shell = ServiceShell.make({
+        request: StateAction,
+        malformed: (error): StateErrorBody => ({ BadJson: { error } }),
+        serve
+      })
+      return State.of({ handle: shell.handle })
     })
   )
 
-  /** Registers `state:distro:sys` and serves its mailbox; puts are issued in arrival order. */
-  static readonly serve = Layer.effectDiscard(Effect.gen(function*() {
-    const runtime = yield* Runtime
-    const state = yield* State
-    yield* runtime.serve("state", { public: false }, (ctx) =>
-      Effect.gen(function*() {
-        let inFlight = 0
-        const waiters: Array<() => void> = []
-        const done = Effect.sync(() => {
-          inFlight--
-          waiters.shift()?.()
-        })
-        while (true) {
-          const batch = yield* ctx.takeBatch
-          for (const km of batch) {
-            if (km.message._tag !== "Request" || km.source.node !== runtime.node) continue
-            if (inFlight >= MAX_IN_FLIGHT) {
-              yield* Effect.callback<void>((resume) => {
-                waiters.push(() => resume(Effect.void))
-              })
-            }
-            inFlight++
-            yield* Effect.forkChild(
-              state.handle(km.source, km.message.body, km.blob).pipe(
-                Effect.tap((r) =>
-                  Effect.sync(() => {
-                    if (wantsReply(km)) ctx.reply(km, response({ body: r.body }), r.blob)
-                  })
-                ),
-                Effect.ensuring(done)
-              ),
-              { startImmediately: true }
-            )
-          }
-        }
-      }))
-  }))
+  /** Registers `state:distro:sys`; puts are issued in arrival order. */
+  static readonly serve = Layer.unwrap(Effect.map(State, (state) =>
+    ServiceShell.serveLayer("state:distro:sys", { _tag: "issueOrdered", maxInFlight: MAX_IN_FLIGHT }, state.handle)))
 
   static readonly layer = State.serve.pipe(Layer.provide(State.layerNoDeps))
 }

@@ -1,4 +1,3 @@
 /** `state:distro:sys`: the public surface. */
 export { State } from "./State.ts"
-export type { Reply } from "./State.ts"
 export * from "./Protocol.ts"

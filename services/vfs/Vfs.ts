@@ -12,7 +12,7 @@
  * Requests from one process are served in arrival order (their cursors depend on it);
  * different processes' requests run concurrently.
  */
-import { Context, Effect, Layer, Result, Schema } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { unzipSync } from "fflate"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -20,18 +20,14 @@ import { Home } from "../../src/Home.ts"
 import { Address, KERNEL, pid } from "../../src/Ids.ts"
 import * as Json from "../../src/Json.ts"
 import type { LazyLoadBlob } from "../../src/Message.ts"
-import { Runtime } from "../../src/Runtime.ts"
-import { serveInLanes } from "../../src/ServiceLanes.ts"
+import { ModuleHost } from "../../src/ModuleHost.ts"
+import * as ServiceShell from "../../src/ServiceShell.ts"
+import type { Reply } from "../../src/ServiceShell.ts"
 import * as Disk from "./Disk.ts"
 import { findSymlink, isProblem, resolve } from "./Paths.ts"
 import type { VfsPath } from "./Paths.ts"
 import { driveCap, ROOT_CAP, VfsFailure, VfsRequest } from "./Protocol.ts"
 import type { SeekFrom, VfsAction, VfsErrorBody, VfsResponse } from "./Protocol.ts"
-
-export interface Reply {
-  readonly body: Uint8Array
-  readonly blob?: LazyLoadBlob | undefined
-}
 
 /** Cursors remembered for files (Kinode keeps them for every file it ever opened). */
 export const MAX_CURSORS = 4096
@@ -39,9 +35,7 @@ export const MAX_CURSORS = 4096
 export const MAX_UNZIPPED_BYTES = 1 << 30
 const MAX_IN_FLIGHT = 4096
 
-const decodeRequest = Schema.decodeUnknownResult(VfsRequest)
 const fail = (error: VfsErrorBody) => Effect.fail(new VfsFailure({ error }))
-const errorReply = (error: VfsErrorBody): Reply => ({ body: Json.toBytes({ Err: error }) })
 const ok = (r: VfsResponse, blob?: LazyLoadBlob): Reply => ({ body: Json.toBytes(r), blob })
 const octets = (bytes: Uint8Array): LazyLoadBlob => ({ mime: "application/octet-stream", bytes })
 
@@ -77,19 +71,19 @@ const tagOf = (a: VfsAction): string => typeof a === "string" ? a : Object.keys(
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
 export class Vfs extends Context.Service<Vfs, {
-  readonly handle: (source: Address, body: Uint8Array, blob: LazyLoadBlob | undefined) => Effect.Effect<Reply>
+  readonly handle: ServiceShell.Handle
 }>()("services/vfs/Vfs") {
   static readonly layerNoDeps = Layer.effect(
     Vfs,
     Effect.gen(function*() {
-      const runtime = yield* Runtime
+      const host = yield* ModuleHost
       const home = yield* Home
       const root = yield* Effect.sync(() => {
         const dir = path.join(home.path, "vfs")
         fs.mkdirSync(dir, { recursive: true })
         return fs.realpathSync(dir)
       })
-      const our = new Address({ node: runtime.node, process: pid("vfs:distro:sys") }, { disableChecks: true })
+      const our = new Address({ node: host.node, process: pid("vfs:distro:sys") }, { disableChecks: true })
       const cursors = new Map<string, number>()
 
       const cursorOf = (abs: string) => cursors.get(abs) ?? 0
@@ -112,7 +106,7 @@ export class Vfs extends Context.Service<Vfs, {
         return p
       })
 
-      const has = (source: Address, params: string) => runtime.hasCapability(source.process, { issuer: our, params })
+      const has = (source: Address, params: string) => host.hasCapability(source.process, { issuer: our, params })
 
       const ownedBy = (source: Address, p: VfsPath) =>
         p.pkg !== undefined && p.pkg.packageName === source.process.packageName &&
@@ -204,7 +198,7 @@ export class Vfs extends Context.Service<Vfs, {
             case "CreateDrive": {
               yield* io(() => Disk.mkdirAll(abs))
               if (!isKernel) {
-                yield* runtime.grantCapabilities(source.process, [
+                yield* host.grantCapabilities(source.process, [
                   { issuer: our, params: driveCap("read", p.drive!) },
                   { issuer: our, params: driveCap("write", p.drive!) }
                 ])
@@ -336,25 +330,18 @@ export class Vfs extends Context.Service<Vfs, {
         return ok("Ok")
       })
 
-      const handle = (source: Address, body: Uint8Array, blob: LazyLoadBlob | undefined): Effect.Effect<Reply> => {
-        const json = Json.parseBytes(body)
-        if (Result.isFailure(json)) return Effect.succeed(errorReply("MalformedRequest"))
-        const req = decodeRequest(json.success)
-        if (Result.isFailure(req)) return Effect.succeed(errorReply("MalformedRequest"))
-        return serve(source, req.success, blob).pipe(
-          Effect.catch((e: VfsFailure) => Effect.succeed(errorReply(e.error)))
-        )
-      }
-      return Vfs.of({ handle })
+      const shell = ServiceShell.make({
+        request: VfsRequest,
+        malformed: (): VfsErrorBody => "MalformedRequest",
+        serve
+      })
+      return Vfs.of({ handle: shell.handle })
     })
   )
 
   /** Registers `vfs:distro:sys`: one lane per source process, lanes run concurrently. */
-  static readonly serve = Layer.effectDiscard(Effect.gen(function*() {
-    const runtime = yield* Runtime
-    const vfs = yield* Vfs
-    yield* runtime.serve("vfs", { public: false }, (ctx) => serveInLanes(ctx, runtime.node, MAX_IN_FLIGHT, vfs.handle))
-  }))
+  static readonly serve = Layer.unwrap(Effect.map(Vfs, (vfs) =>
+    ServiceShell.serveLayer("vfs:distro:sys", { _tag: "lanes", maxInFlight: MAX_IN_FLIGHT }, vfs.handle)))
 
   static readonly layer = Vfs.serve.pipe(Layer.provide(Vfs.layerNoDeps))
 }

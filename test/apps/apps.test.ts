@@ -11,7 +11,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { beforeAll } from "vitest"
 import { buildApp } from "../../apps/build.ts"
-import { installBundled } from "../../layers/Packages.ts"
+import { installBundled } from "../../services/packages/index.ts"
 import { Kernel } from "../../src/Kernel.ts"
 import { appNode, ask, askJson, driver } from "./support/AppNode.ts"
 

@@ -148,7 +148,7 @@ describe("packages: kinode-semantics §7", () => {
       assert.include(capsOf(kernel.info("b:hello:test.dev")!.capabilities), `${n}@a:hello:test.dev "messaging"`)
       assert.include(capsOf(kernel.info("o:other:test.dev")!.capabilities), `${n}@a:hello:test.dev "Poke"`)
       assert.deepStrictEqual(installed.skippedGrants, [{ process: "a:hello:test.dev", grantee: "ghost:nowhere:test.dev", params: "\"messaging\"" }])
-      assert.deepStrictEqual(kernel.grants.list("ghost:nowhere:test.dev"), [])
+      assert.deepStrictEqual(kernel.capabilities("ghost:nowhere:test.dev"), [])
       assert.deepStrictEqual(installed.withheld, [])
       // public: b takes messages from anyone local, a only from holders of its messaging cap.
       assert.isTrue(yield* reachableWithoutCaps("probe1:test:sys", "b:hello:test.dev"))
@@ -228,7 +228,7 @@ describe("packages: kinode-semantics §7", () => {
       yield* kernel.grant(ID, [messagingCap(kernel.node, "timer:distro:sys")])
       assert.deepStrictEqual(yield* packages.uninstall(PKG), [ID])
       assert.isUndefined(kernel.info(ID))
-      assert.deepStrictEqual(kernel.grants.list(ID), [])
+      assert.deepStrictEqual(kernel.capabilities(ID), [])
       assert.isFalse(fs.existsSync(path.join(home.path, "vfs", "hello:test.dev", "pkg")))
       assert.strictEqual(fs.readFileSync(path.join(data, "keep.txt"), "utf8"), "kept")
       yield* packages.install(PKG, zip)

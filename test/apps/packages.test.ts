@@ -105,7 +105,7 @@ describe("packages", () => {
       assert.deepStrictEqual([...removed].sort(), ["a:hello:test.dev", "b:hello:test.dev"])
       assert.isUndefined(kernel.info("a:hello:test.dev"))
       assert.isUndefined(kernel.info("b:hello:test.dev"))
-      assert.isFalse(kernel.grants.list("b:hello:test.dev").length > 0)
+      assert.isFalse(kernel.capabilities("b:hello:test.dev").length > 0)
       assert.isFalse(fs.existsSync(path.join(home.path, "vfs", "hello:test.dev", "pkg")))
       assert.isUndefined(yield* packages.installedHash(PKG))
       const again = failureOf(yield* Effect.exit(packages.uninstall(PKG)))

@@ -4,7 +4,7 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { makeFileDigests } from "../../layers/FileDigests.ts"
+import { makeFileDigests } from "../../services/program-loader/index.ts"
 
 const sha = (b: string) => crypto.createHash("sha256").update(b).digest("hex")
 

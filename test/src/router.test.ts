@@ -7,7 +7,7 @@ import { SendRefused } from "../../src/ProcessApi.ts"
 import { testKernel } from "../../layers/TestLive.ts"
 import { address } from "../../src/Ids.ts"
 import * as Json from "../../src/Json.ts"
-import { onExitFromJson, OnExitJson, onExitToJson } from "../../src/KernelCommand.ts"
+import { onExitFromJson, OnExitJson, onExitToJson } from "../../src/KernelCommandProtocol.ts"
 import { ask, at, driver, startNative } from "./helpers.ts"
 
 const withKernel = <A, E>(effect: Effect.Effect<A, E, any>, options: Parameters<typeof testKernel>[0] = {}) =>

@@ -7,7 +7,7 @@ import { Effect, Layer } from "effect"
 import { zipSync } from "fflate"
 import { StorageLive } from "../../../layers/Storage.ts"
 import { testKernel } from "../../../layers/TestLive.ts"
-import { PackagesLive } from "../../../layers/Packages.ts"
+import { Packages } from "../../../services/packages/index.ts"
 import { address } from "../../../src/Ids.ts"
 import * as Json from "../../../src/Json.ts"
 import { Kernel, messagingCap } from "../../../src/Kernel.ts"
@@ -18,7 +18,7 @@ import { buildEcho } from "../../fixtures/wasm/build.ts"
 
 export const appNode = (options: { readonly home?: string } = {}) => {
   const k = testKernel(options.home === undefined ? {} : { home: options.home })
-  const layer = PackagesLive.pipe(
+  const layer = Packages.layer.pipe(
     Layer.provideMerge(StorageLive),
     Layer.provide(Lmdb.layer),
     Layer.provideMerge(k.layer)

@@ -5,7 +5,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Home } from "../../../src/Home.ts"
 import { Lmdb } from "../../../services/lmdb/Lmdb.ts"
-import type { Runtime } from "../../../src/Runtime.ts"
+import type { ModuleHost } from "../../../src/ModuleHost.ts"
 import { TestRuntime } from "./TestRuntime.ts"
 
 /** A fresh home directory, removed when the layer's scope closes. */
@@ -26,7 +26,7 @@ export const base = (home: Layer.Layer<Home>) =>
 
 /** Builds the given service layers over a temp home; the test client stays visible. */
 export const withServices = <A, E>(
-  services: Layer.Layer<A, E, Runtime | Lmdb | Home>,
+  services: Layer.Layer<A, E, ModuleHost | Lmdb | Home>,
   home: Layer.Layer<Home> = TempHome
 ) =>
   services.pipe(Layer.provideMerge(base(home)))

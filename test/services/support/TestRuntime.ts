@@ -84,7 +84,7 @@ export class TestRuntime extends Context.Service<TestRuntime, {
           const target = new Address({ node: kernel.node, process: pid(`${service}:distro:sys`) }, { disableChecks: true })
           if (options.node !== undefined && options.node !== kernel.node) {
             // As a remote node's message arrives: through the router, from `net`.
-            kernel.router.deliver({
+            kernel.route({
               id: 1n,
               source: Result.getOrThrow(parseAddress(`${options.node}@${source}`)),
               target,
@@ -111,7 +111,7 @@ export class TestRuntime extends Context.Service<TestRuntime, {
 
       return TestRuntime.of({
         call,
-        caps: (holder) => kernel.grants.list(holder).map((c) => capabilityKey(c.issuer, c.params))
+        caps: (holder) => kernel.capabilities(holder).map((c) => capabilityKey(c.issuer, c.params))
       })
     })
   ).pipe(Layer.provideMerge(kernelOverHome({ node: NODE }).layer))

@@ -8,12 +8,12 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Home } from "../src/Home.ts"
-import type { NativeProgram } from "../src/ProcessApi.ts"
-import { NATIVE_PREFIX, NativePrograms, ProgramLoader, ProgramLoadFailed } from "../src/ProgramLoader.ts"
-import { ComponentCache } from "../src/wasm-host/ComponentCache.ts"
-import { ComponentLoadError } from "../src/wasm-host/WasmErrors.ts"
-import { type KnownComponent, loadWasmProgram } from "../src/wasm-host/WasmProgram.ts"
+import { Home } from "../../src/Home.ts"
+import type { NativeProgram } from "../../src/ProcessApi.ts"
+import { NATIVE_PREFIX, NativePrograms, ProgramLoader, ProgramLoadFailed } from "../../src/ProgramLoader.ts"
+import { ComponentCache } from "../../src/wasm-host/ComponentCache.ts"
+import { ComponentLoadError } from "../../src/wasm-host/WasmErrors.ts"
+import { type KnownComponent, loadWasmProgram } from "../../src/wasm-host/WasmProgram.ts"
 import { makeFileDigests } from "./FileDigests.ts"
 
 const packageDir = (id: string) => {
@@ -100,7 +100,7 @@ const make = Effect.gen(function*() {
   })
 })
 
-export const ProgramLoaderLive = Layer.effect(ProgramLoader, make).pipe(
+export const ProgramLoaderFs = Layer.effect(ProgramLoader, make).pipe(
   Layer.provide(Layer.unwrap(Effect.map(Home, (home) =>
     ComponentCache.layer({ cacheDir: path.join(home.path, ".cache", "wasm") })))),
   Layer.provide(NodeServices.layer)

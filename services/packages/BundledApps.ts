@@ -6,7 +6,7 @@
  *   yield* kernel.boot
  *   yield* installBundled()            // Effect<BundledReport, never, Packages>
  *
- * with `PackagesLive` (= `Packages.layer`, needs `Kernel` and the vfs service) in the
+ * with `Packages.layer` (needs `Kernel` and the vfs service) in the
  * node's layer. A package that fails to install is reported and skipped; it never
  * stops the boot.
  */
@@ -14,21 +14,20 @@ import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { Home } from "../src/Home.ts"
-import { Printout } from "../src/Printout.ts"
-import { makeFileDigests } from "./FileDigests.ts"
-import { Packages, sha256Hex } from "../services/packages/index.ts"
+import { Home } from "../../src/Home.ts"
+import { Printout } from "../../src/Printout.ts"
+import { makeFileDigests } from "../program-loader/index.ts"
+import { Packages, sha256Hex } from "./Packages.ts"
 
-export const PackagesLive = Packages.layer
-
-/** `apps/dist` of this checkout (also right from `dist/layers/` after `npm run build`). */
+/** `apps/dist` of this checkout (also right from `dist/` after `npm run build`). */
 export const defaultBundleDir = (): string => {
   const here = path.dirname(fileURLToPath(import.meta.url))
-  for (const up of ["..", "../.."]) {
+  // services/packages/ in the checkout, dist/services/packages/ when built.
+  for (const up of ["../..", "../../.."]) {
     const dir = path.resolve(here, up, "apps", "dist")
     if (fs.existsSync(dir)) return dir
   }
-  return path.resolve(here, "..", "apps", "dist")
+  return path.resolve(here, "../..", "apps", "dist")
 }
 
 export interface BundledReport {

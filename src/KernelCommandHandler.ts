@@ -18,11 +18,11 @@ import {
   type KernelCommand,
   onExitFromJson,
   onExitToJson
-} from "./KernelCommand.ts"
+} from "./KernelCommandProtocol.ts"
 import type { KernelMessage } from "./Message.ts"
 import { response } from "./Message.ts"
 import { Printout } from "./Printout.ts"
-import { Runtime, type ServiceContext, wantsReply } from "./Runtime.ts"
+import { ModuleHost, type ServiceContext, wantsReply } from "./ModuleHost.ts"
 
 const processJson = (p: ProcessInfo) => ({
   wasm_bytes_handle: p.handle,
@@ -32,11 +32,11 @@ const processJson = (p: ProcessInfo) => ({
   public: p.public
 })
 
-export const KernelCommandsLive = Layer.effectDiscard(
+export const KernelCommandHandler = Layer.effectDiscard(
   Effect.gen(function*() {
     const kernel = yield* Kernel
     const calls = yield* KernelCalls
-    const runtime = yield* Runtime
+    const host = yield* ModuleHost
     const printout = yield* Printout
     const commands = yield* Queue.bounded<KernelMessage>(100_000)
 
@@ -69,7 +69,7 @@ export const KernelCommandsLive = Layer.effectDiscard(
           }
           const fromKernel = sender === "kernel:distro:sys"
           const caps = fromKernel ? c.initial_capabilities : c.initial_capabilities.filter((cap) => {
-            const held = kernel.grants.has(sender, cap)
+            const held = kernel.hasCapability(sender, cap)
             if (!held) printout.print(0, "kernel", `${sender} does not hold ${cap.issuer} ${cap.params}; not granted`)
             return held
           })
@@ -107,7 +107,10 @@ export const KernelCommandsLive = Layer.effectDiscard(
           return yield* kernel.drop(cmd.DropCapabilities.target.toString(), cmd.DropCapabilities.capabilities)
         }
         if ("SetOnExit" in cmd) {
-          return yield* kernel.setOnExit(cmd.SetOnExit.target.toString(), onExitFromJson(cmd.SetOnExit.on_exit))
+          const id = cmd.SetOnExit.target.toString()
+          return yield* kernel.setOnExit(id, onExitFromJson(cmd.SetOnExit.on_exit)).pipe(
+            Effect.catchTag("NoSuchProcess", () => Effect.sync(() => printout.print(2, "kernel", `SetOnExit: no process ${id}`)))
+          )
         }
         const debug = cmd.Debug
         if (debug === "ProcessMap") {
@@ -121,10 +124,10 @@ export const KernelCommandsLive = Layer.effectDiscard(
         }
         const on = debug.HasCap.on.toString()
         const known = kernel.info(on) !== undefined
-        return answer({ Debug: { HasCap: known ? kernel.grants.has(on, debug.HasCap.cap) : null } })
+        return answer({ Debug: { HasCap: known ? kernel.hasCapability(on, debug.HasCap.cap) : null } })
       })
 
-    yield* runtime.serve("kernel", { public: false }, (ctx) =>
+    yield* host.serve("kernel:distro:sys", { public: false }, (ctx) =>
       Effect.gen(function*() {
         yield* Effect.forkScoped(
           Effect.forever(Effect.flatMap(Queue.take(commands), (km) =>
@@ -135,7 +138,7 @@ export const KernelCommandsLive = Layer.effectDiscard(
         while (true) {
           const batch = yield* ctx.takeBatch
           for (const km of batch) {
-            if (km.message._tag === "Response") calls.settleCall(km)
+            if (km.message._tag === "Response") calls.settle(km)
             else yield* Queue.offer(commands, km)
           }
         }

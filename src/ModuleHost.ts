@@ -1,6 +1,8 @@
 /**
- * The kernel as the services see it: the node's name, the capability store, and a
- * way to run a runtime module (vfs, kv, timer, net ...) as a process of its own.
+ * The kernel as the services see it (a port): the node's name, the capability store,
+ * and a way to host a runtime module (vfs, kv, timer, net, the KNS indexer ...) as a
+ * process of its own. Most services do not call `serve` directly but go through the
+ * service shell (`ServiceShell.ts`), which adds decoding, lanes and error replies.
  *
  * A runtime module receives raw `KernelMessage`s so it can serve many requests at once
  * (each reply is addressed explicitly, not through a "prompting message").
@@ -12,7 +14,7 @@ import type { Capability, KernelMessage, LazyLoadBlob, Request, Response } from 
 import type { SendRefused } from "./ProcessApi.ts"
 
 export interface ServiceContext {
-  /** This module's address, `<our node>@<name>:distro:sys`. */
+  /** This module's address, `<our node>@<process id>`. */
   readonly our: Address
   /** The next message for this module (requests, and responses to its own requests). */
   readonly take: Effect.Effect<KernelMessage>
@@ -38,15 +40,15 @@ export interface ServiceOptions {
   readonly mailboxCapacity?: number
 }
 
-export class Runtime extends Context.Service<Runtime, {
+export class ModuleHost extends Context.Service<ModuleHost, {
   /** This node's name. */
   readonly node: string
   /**
-   * Registers a runtime module under `<name>:distro:sys` and runs `program` as its fiber
-   * in the caller's scope; the module is unregistered when the scope closes.
+   * Registers a runtime module under `process` (`vfs:distro:sys`) and runs `program`
+   * as its fiber in the caller's scope; the module is unregistered when the scope closes.
    */
   readonly serve: (
-    name: string,
+    process: string,
     options: ServiceOptions,
     program: (ctx: ServiceContext) => Effect.Effect<void>
   ) => Effect.Effect<void, never, Scope.Scope>
@@ -57,4 +59,4 @@ export class Runtime extends Context.Service<Runtime, {
   readonly dropCapabilities: (holder: ProcessId | string, caps: ReadonlyArray<Capability>) => Effect.Effect<void>
   /** Whether a process with this id is registered (running or waiting to run). */
   readonly processExists: (id: ProcessId | string) => boolean
-}>()("kernel/Runtime") {}
+}>()("kernel/ModuleHost") {}

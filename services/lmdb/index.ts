@@ -1,0 +1,2 @@
+/** The node's LMDB environment: the public surface. */
+export { type Database, Lmdb, LmdbError } from "./Lmdb.ts"

@@ -1,0 +1,5 @@
+/** The terminal: the public surface. */
+export { builtinCommands } from "./Commands.ts"
+export { type CommandContext, makeCommandTable, type TerminalCommand } from "./CommandTable.ts"
+export { readLoop, Terminal, TERMINAL_PROCESS } from "./Terminal.ts"
+export { TerminalPrintout } from "./TerminalPrintout.ts"

@@ -1,0 +1,446 @@
+/**
+ * The process table: every process the node has, and its life.
+ *
+ * Each process has a bounded mailbox, a route in the router, its grants, and (while
+ * it runs) one supervising fiber, kept in a `FiberMap` owned by the kernel layer's
+ * scope: closing the scope stops them all, and `kill` interrupts one. The supervisor
+ * runs the program and applies on-exit when it returns or fails (`None`: removed;
+ * `Restart`: run again after Kinode's back-off, `RestartSchedule.ts`; `Requests`:
+ * sent, then removed). A failure is printed and contained: no other process and not
+ * the node are affected.
+ *
+ * Persistent processes are mirrored in the `KernelStore`; runtime modules and sessions
+ * (`transient`) are not: they are created again at every boot.
+ */
+import { Cause, Clock, Effect, Exit, FiberMap, Result, Schema } from "effect"
+import { messagingCap } from "./Capabilities.ts"
+import { normalizeVfsPath } from "./DriveAccess.ts"
+import type { GrantStore } from "./GrantStore.ts"
+import { Address, checkKimapSafe, parseProcessId, pid, type ProcessId } from "./Ids.ts"
+import type { KernelStore, ProcessRecord } from "./KernelStore.ts"
+import { Mailbox } from "./Mailbox.ts"
+import type { Capability, OnExit } from "./Message.ts"
+import type { NativeProgram, SpawnOptions } from "./ProcessApi.ts"
+import { SpawnFailed } from "./ProcessApi.ts"
+import { type HostKernel, ProcessHost, type RefusalMode } from "./ProcessHost.ts"
+import { NATIVE_PREFIX, type ProgramLoader } from "./ProgramLoader.ts"
+import { restartDelays } from "./RestartSchedule.ts"
+import type { Delivery, RouterCore } from "./Router.ts"
+
+export const InitFailure = Schema.Literals(["NameTaken", "NotKimapSafe", "NoCode", "Persist"])
+
+export class InitializeFailed extends Schema.TaggedError<InitializeFailed>()("InitializeFailed", {
+  id: Schema.String,
+  reason: InitFailure
+}) {}
+
+export class RunFailed extends Schema.TaggedError<RunFailed>()("RunFailed", {
+  id: Schema.String,
+  reason: Schema.String
+}) {}
+
+export class NoSuchProcess extends Schema.TaggedError<NoSuchProcess>()("NoSuchProcess", {
+  id: Schema.String
+}) {}
+
+export interface InitSpec {
+  readonly id: ProcessId
+  readonly handle: string
+  readonly witVersion: number | null
+  readonly onExit: OnExit
+  readonly public: boolean
+  readonly capabilities: ReadonlyArray<Capability>
+  /** Code bytes (InitializeProcess's blob); needed for anything but `native:` handles. */
+  readonly bytes: Uint8Array | undefined
+}
+
+export type ProcessStatus = "waiting" | "running" | "restarting" | "exited" | "runtime"
+
+export interface ProcessInfo {
+  readonly id: string
+  readonly handle: string
+  readonly witVersion: number | null
+  readonly onExit: OnExit
+  readonly public: boolean
+  readonly status: ProcessStatus
+  readonly mailboxDepth: number
+  readonly capabilities: ReadonlyArray<Capability>
+}
+
+interface Live {
+  record: ProcessRecord
+  readonly pid: ProcessId
+  mailbox: Mailbox<Delivery>
+  host: ProcessHost | undefined
+  status: ProcessStatus
+  readonly bytes: Uint8Array | undefined
+  /** Runtime modules and sessions are not persisted: they are re-created at every boot. */
+  readonly transient: boolean
+}
+
+export interface ProcessTableDeps {
+  readonly node: string
+  readonly mailboxCapacity: number
+  readonly router: RouterCore
+  readonly grants: GrantStore
+  readonly store: KernelStore["Service"]
+  readonly loader: ProgramLoader["Service"]
+  readonly hostKernel: HostKernel
+  readonly mayRead: (caller: Address, path: string) => boolean
+  readonly print: (level: number, source: string, text: string) => void
+  readonly nextId: () => bigint
+  /** Runs an effect on a fiber the kernel owns (background persistence). */
+  readonly runFork: (effect: Effect.Effect<void>) => void
+}
+
+/** `<node>@<id>` for an id known to be well-formed (kernel constants, registered processes). */
+export const localAddress = (node: string, id: string | ProcessId): Address =>
+  new Address({ node, process: typeof id === "string" ? pid(id) : id }, { disableChecks: true })
+
+/** `/pkg:pub/path` with a leading slash, as Kinode stores handles. */
+export const normalizeWasmPath = (path: string): string => (path.startsWith("/") ? path : `/${path}`)
+
+const describeCause = (cause: Cause.Cause<unknown>): string => {
+  const text = Cause.pretty(cause)
+  return text.length > 5000 ? `${text.slice(0, 5000)}...` : text
+}
+
+const refusalModeOf = (handle: string): RefusalMode =>
+  handle.startsWith(NATIVE_PREFIX) || handle === "" ? "typed" : "send-error"
+
+/** Builds the table; its fibers live in the caller's scope (the kernel layer's). */
+export const makeProcessTable = (deps: ProcessTableDeps) =>
+  Effect.gen(function*() {
+    const { node, router, grants, store, print } = deps
+    const processes = new Map<string, Live>()
+    const fibers = yield* FiberMap.make<string>()
+    const clock = yield* Clock.Clock
+    const addressOf = (id: ProcessId) => localAddress(node, id)
+
+    const persist = (live: Live): Effect.Effect<void> => {
+      if (live.transient) return Effect.void
+      live.record = { ...live.record, capabilities: grants.list(live.record.id).map(grants.forStore) }
+      return store.save(live.record).pipe(
+        Effect.catch((e) => Effect.sync(() => print(0, "kernel", `could not persist ${live.record.id}: ${String(e.cause)}`)))
+      )
+    }
+
+    /** Concurrently, so LMDB commits them in one synced transaction. */
+    const persistHolders = (ids: Iterable<string>) =>
+      Effect.forEach(ids, (id) => {
+        const live = processes.get(id)
+        return live === undefined ? Effect.void : persist(live)
+      }, { discard: true, concurrency: "unbounded" })
+
+    const newHost = (live: Live, mode: RefusalMode) =>
+      new ProcessHost({
+        our: addressOf(live.pid),
+        onExit: live.record.onExit,
+        mailbox: live.mailbox,
+        router,
+        grants: grants.table,
+        kernel: deps.hostKernel,
+        refusalMode: mode
+      })
+
+    const newLive = (record: ProcessRecord, id: ProcessId, status: ProcessStatus, bytes: Uint8Array | undefined, transient: boolean, capacity = deps.mailboxCapacity): Live => {
+      const live: Live = { record, pid: id, mailbox: new Mailbox(capacity), host: undefined, status, bytes, transient }
+      processes.set(record.id, live)
+      router.register(record.id, live.mailbox, record.public)
+      return live
+    }
+
+    // ---- registration ------------------------------------------------------------
+
+    /** Adds a process to the map, the router and the grant table; persisting is the caller's. */
+    const register = (spec: InitSpec) =>
+      Effect.gen(function*() {
+        const id = spec.id.toString()
+        if (Result.isFailure(checkKimapSafe(spec.id))) return yield* new InitializeFailed({ id, reason: "NotKimapSafe" })
+        if (processes.has(id)) return yield* new InitializeFailed({ id, reason: "NameTaken" })
+        if (spec.bytes === undefined && spec.handle === "") return yield* new InitializeFailed({ id, reason: "NoCode" })
+        const record: ProcessRecord = {
+          id,
+          handle: spec.handle,
+          witVersion: spec.witVersion,
+          onExit: spec.onExit,
+          public: spec.public,
+          capabilities: []
+        }
+        const live = newLive(record, spec.id, "waiting", spec.bytes, false)
+        grants.seed(id, [...spec.capabilities, messagingCap(node, id)])
+        return live
+      })
+
+    const initialize = (spec: InitSpec) => Effect.flatMap(register(spec), persist)
+
+    // ---- supervision -------------------------------------------------------------
+
+    /** The process's one fiber for its whole life: run, apply on-exit, maybe run again. */
+    const supervise = (live: Live, program: NativeProgram) =>
+      Effect.gen(function*() {
+        const id = live.record.id
+        const nextDelay = yield* restartDelays
+        while (true) {
+          const host = newHost(live, refusalModeOf(live.record.handle))
+          live.host = host
+          live.status = "running"
+          // Yield first: the caller (a spawning parent, the boot loop) goes on while the
+          // program starts; instantiating a component is the larger part of a spawn.
+          yield* Effect.yieldNow
+          const exit = yield* Effect.exit(Effect.suspend(() => program(host)))
+          if (processes.get(id) !== live || live.host !== host) return
+          if (Exit.isFailure(exit)) {
+            if (Cause.hasInterruptsOnly(exit.cause)) return
+            print(0, id, `process ${id} crashed: ${describeCause(exit.cause)}`)
+          } else {
+            print(2, id, `process ${id} exited`)
+          }
+          const onExit = host.getOnExit()
+          if (onExit._tag === "Restart") {
+            live.status = "restarting"
+            live.mailbox.close()
+            router.unregister(id, live.mailbox)
+            const wait = yield* nextDelay(clock.currentTimeMillisUnsafe()).pipe(Effect.orElseSucceed(() => 0))
+            if (wait > 0) yield* Effect.sleep(wait)
+            if (processes.get(id) !== live || live.status !== "restarting") return
+            live.mailbox = new Mailbox(deps.mailboxCapacity)
+            router.register(id, live.mailbox, live.record.public)
+            continue
+          }
+          if (onExit._tag === "Requests") {
+            for (const { target, request, blob } of onExit.requests) {
+              host.sendRequest(target, { ...request, expectsResponse: undefined }, undefined, blob)
+            }
+          }
+          return yield* remove(live, true)
+        }
+      }).pipe(
+        Effect.catchCause((cause) =>
+          Cause.hasInterruptsOnly(cause)
+            ? Effect.void
+            : Effect.sync(() => print(0, "kernel", `supervisor of ${live.record.id} failed: ${Cause.pretty(cause)}`))
+        )
+      )
+
+    const start = (live: Live, program: NativeProgram) =>
+      Effect.asVoid(FiberMap.run(fibers, live.record.id, supervise(live, program)))
+
+    /** Starts a registered process's program. */
+    const run = (id: string) =>
+      Effect.gen(function*() {
+        const live = processes.get(id)
+        if (live === undefined || live.transient) return yield* new RunFailed({ id, reason: "no such process" })
+        if (live.status === "running") return
+        const program = yield* deps.loader.load({ id, handle: live.record.handle, witVersion: live.record.witVersion, bytes: live.bytes }).pipe(
+          Effect.mapError((e) => new RunFailed({ id, reason: e.message }))
+        )
+        yield* start(live, program)
+      }).pipe(Effect.tapError((e) => Effect.sync(() => print(0, "kernel", `cannot run ${e.id}: ${e.reason}`))))
+
+    // ---- removal -----------------------------------------------------------------
+
+    /** Forgets a process: mailbox closed, route gone, record deleted, caps it issued revoked. */
+    const remove = (live: Live, revoke: boolean) =>
+      Effect.gen(function*() {
+        const id = live.record.id
+        processes.delete(id)
+        live.status = "exited"
+        live.mailbox.close()
+        router.unregister(id, live.mailbox)
+        grants.forget(id)
+        if (!live.transient) yield* store.remove(id).pipe(Effect.catch(() => Effect.void))
+        if (revoke) yield* grants.revokeIssuedBy(id)
+      })
+
+    /** Stops a process at once (no on-exit) and forgets it; whether there was one. */
+    const kill = (id: string, revoke = true) =>
+      Effect.gen(function*() {
+        const live = processes.get(id)
+        if (live === undefined || live.status === "runtime") return false
+        yield* remove(live, revoke)
+        yield* FiberMap.remove(fibers, id)
+        return true
+      })
+
+    const setOnExit = (id: string, onExit: OnExit) =>
+      Effect.suspend(() => {
+        const live = processes.get(id)
+        if (live === undefined) return Effect.fail(new NoSuchProcess({ id }))
+        live.record = { ...live.record, onExit }
+        return persist(live)
+      })
+
+    // ---- spawn -------------------------------------------------------------------
+
+    const spawn = (parent: Address, options: SpawnOptions) =>
+      Effect.gen(function*() {
+        const parentId = parent.process
+        const name = options.name ?? BigInt.asUintN(64, deps.nextId() * 0x9e3779b97f4a7c15n).toString()
+        const child = pid(`${name}:${parentId.packageName}:${parentId.publisherNode}`)
+        const childId = child.toString()
+        if (processes.has(childId)) return yield* new SpawnFailed({ reason: "name-taken" })
+        const native = options.wasmPath.startsWith(NATIVE_PREFIX)
+        // Normalized first, so the access check and the loader see the same file.
+        const handle = native ? options.wasmPath : normalizeVfsPath(options.wasmPath)
+        if (handle === undefined || (!native && !deps.mayRead(parent, handle))) {
+          return yield* new SpawnFailed({ reason: "no-file-at-path" })
+        }
+        // Loading first is the file check: a missing or broken file leaves no trace.
+        const program = yield* Effect.result(deps.loader.load({ id: childId, handle, witVersion: 1, bytes: undefined }))
+        if (Result.isFailure(program)) {
+          print(0, parentId.toString(), `spawn of ${handle}: ${program.failure.message}`)
+          return yield* new SpawnFailed({ reason: "no-file-at-path" })
+        }
+        const parentKey = parentId.toString()
+        const requested = options.requestCapabilities.filter((c) =>
+          c.issuer.process.toString() === parentKey || grants.has(parentKey, c)
+        )
+        const registered = yield* Effect.result(register({
+          id: child,
+          handle,
+          witVersion: 1,
+          onExit: options.onExit,
+          public: options.public,
+          capabilities: [...requested, messagingCap(node, parentKey)],
+          // The loader reads the component from the drive itself: apps can be larger than
+          // a message (componentize-js output is ~12 MB, the limit is 10 MiB).
+          bytes: undefined
+        }))
+        if (Result.isFailure(registered)) {
+          if (registered.failure.reason === "NotKimapSafe") {
+            return yield* Effect.die(new Error(`spawn: ${childId} is not a Kimap-safe process id`))
+          }
+          return yield* new SpawnFailed({ reason: "name-taken" })
+        }
+        const touched = new Set([childId, parentKey])
+        for (const [grantee, params] of options.grantCapabilities) {
+          const holder = grantee.toString()
+          if (grants.addUnpersisted(holder, [{ issuer: addressOf(child), params }])) touched.add(holder)
+        }
+        grants.addUnpersisted(parentKey, [messagingCap(node, childId)])
+        // Every record the spawn changed goes into LMDB's ordered write queue now, before
+        // the child runs; the one synced commit for them follows in the background
+        // (~1 ms of fsync, several times the rest of a spawn). Crash-consistent rather
+        // than acknowledged-durable: LMDB commits in order, so any write acknowledged
+        // after this point (the child's or the parent's state or kv, a later
+        // InitializeProcess) proves the spawn is on disk too, and a crash before one loses
+        // the spawn as a whole, never half of it. Kernel commands stay synced.
+        deps.runFork(persistHolders(touched))
+        yield* start(registered.success, program.success)
+        return child
+      })
+
+    // ---- transient processes (sessions, runtime modules) -------------------------
+
+    const registerTransient = (id: string, isPublic: boolean, capacity: number) =>
+      newLive(
+        { id, handle: "", witVersion: null, onExit: { _tag: "None" }, public: isPublic, capabilities: [] },
+        pid(id),
+        "runtime",
+        undefined,
+        true,
+        capacity
+      )
+
+    const unregisterTransient = (live: Live) =>
+      Effect.sync(() => {
+        if (processes.get(live.record.id) === live) processes.delete(live.record.id)
+        live.mailbox.close()
+        router.unregister(live.record.id, live.mailbox)
+        grants.forget(live.record.id)
+      })
+
+    /** A process with no program of its own (the terminal, test drivers); removed when the scope closes. */
+    const session = (id: string, options: { readonly capabilities: ReadonlyArray<Capability>; readonly public: boolean }) =>
+      Effect.gen(function*() {
+        const live = registerTransient(id, options.public, deps.mailboxCapacity)
+        grants.seed(id, [...options.capabilities, messagingCap(node, id)])
+        live.host = newHost(live, "typed")
+        yield* Effect.addFinalizer(() => unregisterTransient(live))
+        return live.host
+      })
+
+    // ---- boot and shutdown -------------------------------------------------------
+
+    /** Loads the stored process map and starts every process in it. */
+    const boot = Effect.gen(function*() {
+      const loaded = yield* store.load.pipe(Effect.catch((e) =>
+        Effect.sync(() => {
+          print(0, "kernel", `cannot read the process map: ${String(e.cause)}`)
+          return { records: [], corrupt: [] }
+        })
+      ))
+      for (const reason of loaded.corrupt) print(0, "kernel", `skipping a corrupt process record: ${reason}`)
+      const started: Array<string> = []
+      for (const record of loaded.records) {
+        const parsed = parseProcessId(record.id)
+        if (Result.isFailure(parsed) || Result.isFailure(checkKimapSafe(parsed.success)) || processes.has(record.id)) {
+          print(0, "kernel", `skipping stored process ${record.id}`)
+          continue
+        }
+        newLive(record, parsed.success, "waiting", undefined, false)
+        grants.restore(record.id, record.capabilities)
+        started.push(record.id)
+      }
+      for (const id of started) {
+        const live = processes.get(id)!
+        if (live.record.onExit._tag === "Requests") {
+          // Kinode re-fires persisted on-exit requests at boot, to targets it may message.
+          for (const { target, request, blob } of live.record.onExit.requests) {
+            if (!grants.has(id, { issuer: target, params: "\"messaging\"" }) && processes.get(target.process.toString())?.record.public !== true) continue
+            router.deliver({ id: deps.nextId(), source: addressOf(live.pid), target, rsvp: null, message: { ...request, expectsResponse: undefined }, blob })
+          }
+        }
+        yield* Effect.ignore(run(id))
+      }
+    })
+
+    /** Stops every process; `None` processes are forgotten, as at Kinode's shutdown. */
+    const shutdown = Effect.gen(function*() {
+      const all = Array.from(processes.values()).filter((l) => !l.transient)
+      for (const live of all) {
+        live.status = "exited"
+        live.mailbox.close()
+      }
+      yield* FiberMap.clear(fibers)
+      for (const live of all) {
+        if (live.record.onExit._tag === "None") yield* store.remove(live.record.id).pipe(Effect.catch(() => Effect.void))
+      }
+    })
+
+    const info = (id: string): ProcessInfo | undefined => {
+      const live = processes.get(id)
+      if (live === undefined) return undefined
+      return {
+        id,
+        handle: live.record.handle,
+        witVersion: live.record.witVersion,
+        onExit: live.host?.getOnExit() ?? live.record.onExit,
+        public: live.record.public,
+        status: live.status,
+        mailboxDepth: live.host?.mailboxDepth ?? live.mailbox.size,
+        capabilities: grants.list(id)
+      }
+    }
+
+    return {
+      exists: (id: string) => processes.has(id),
+      isPublic: (id: string) => processes.get(id)?.record.public === true,
+      persistHolders,
+      initialize,
+      run,
+      kill,
+      setOnExit,
+      spawn,
+      session,
+      registerTransient,
+      unregisterTransient,
+      boot,
+      shutdown,
+      info,
+      ids: () => Array.from(processes.keys())
+    }
+  })
+
+export type ProcessTable = Effect.Success<ReturnType<typeof makeProcessTable>>

@@ -323,29 +323,62 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
     status = s
   }
 
-  /** The highest recorded unfinal block still on the chain, if the top one is not. */
+  /**
+   * Where the chain forked from what we indexed: `undefined` if the highest recorded block
+   * is still canonical, else the highest recorded block that is, or `"deep"` when none
+   * is (not even the anchor at or below the final block).
+   */
   const findFork = (head: { number: number; hash: string }) =>
     Effect.gen(function*() {
-      const recorded = [...hashes.entries()].filter(([n]) => n > state.lastFinalBlock).sort((a, b) => b[0] - a[0])
+      const recorded = [...hashes.entries()].sort((a, b) => b[0] - a[0])
       let first = true
       for (const [n, h] of recorded) {
         const canonical = n > head.number ? undefined : n === head.number ? head.hash : (yield* getBlock(n))?.hash
         if (canonical === h) return first ? undefined : n
         first = false
       }
-      return first ? undefined : state.lastFinalBlock
+      return first ? undefined : "deep" as const
     })
+
+  /** The chain no longer holds what we made final: retract everything, index again. */
+  const reindex = (why: string) =>
+    Effect.gen(function*() {
+      yield* Effect.logError(`kns-indexer: ${why}; re-indexing from block ${firstBlock}`)
+      const old = state.completeRecords()
+      generation++
+      state = fresh()
+      hashes.clear()
+      savedBlock = -1
+      stats.reorgs++
+      for (const r of old) identity.remove(r.name)
+    })
+
+  /** Keeps the hashes of unfinal blocks plus one anchor at or below the final block. */
+  const pruneHashes = () => {
+    const final = state.lastFinalBlock
+    let anchor = -1
+    for (const n of hashes.keys()) if (n <= final && n > anchor) anchor = n
+    for (const n of hashes.keys()) if (n < anchor) hashes.delete(n)
+  }
 
   const round: Effect.Effect<"more" | "idle", RpcError> = Effect.gen(function*() {
     const gen = generation
     const head = yield* getBlock("latest")
     if (head === undefined) return yield* Effect.fail(garbage("eth_getBlockByNumber", "no latest block"))
+    if (head.number < state.lastFinalBlock) {
+      yield* reindex(`the chain's head ${head.number} is below our final block ${state.lastFinalBlock} (a reset chain?)`)
+      return "more" as const
+    }
     const fork = yield* findFork(head)
     if (gen !== generation) return "more" as const
+    if (fork === "deep") {
+      yield* reindex(`reorg below the final block ${state.lastFinalBlock} (deeper than ${depth} confirmations)`)
+      return "more" as const
+    }
     if (fork !== undefined) {
       stats.reorgs++
       yield* Effect.logWarning(`kns-indexer: reorg: blocks after ${fork} changed; rolling back`)
-      const outcome = state.rollbackTo(fork)
+      const outcome = state.rollbackTo(Math.max(fork, state.lastFinalBlock))
       for (const n of hashes.keys()) if (n > fork) hashes.delete(n)
       yield* publish(outcome)
     }
@@ -353,6 +386,7 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
     if (from > head.number) {
       hashes.set(head.number, head.hash)
       state.finalize(head.number, depth)
+      pruneHashes()
       setStatus({ _tag: "Live", lastBlock: state.lastBlock, head: head.number })
       return "idle" as const
     }
@@ -391,7 +425,7 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
     if (to === head.number) hashes.set(head.number, head.hash)
     const advanced = state.advance(to)
     state.finalize(head.number, depth)
-    for (const n of hashes.keys()) if (n <= state.lastFinalBlock && n !== head.number) hashes.delete(n)
+    pruneHashes()
     yield* publish(applied)
     yield* publish(advanced)
     setStatus(

@@ -130,7 +130,7 @@ describe("kns-indexer on anvil", () => {
           KnsIndexer.layerWith(config(chain.url, contract, { firstBlock: start }), memoryCheckpoint()).pipe(Layer.provide(id.layer))
         )
         yield* eventually("live", () => indexer.status()._tag === "Live")
-        assert.isFalse(id.records.has("carol.os"))
+        assert.isFalse(id.records.has("carol.os"), JSON.stringify({ start, st: indexer.state().lastBlock, pushes: id.pushes, stats: indexer.stats() }))
         assert.deepStrictEqual(yield* ask(indexer, { NodeInfo: { name: "carol.os", block: 0 } }), {
           NodeInfo: { name: "carol.os", public_key: KEY_A, ips: ["192.168.1.9"], ports: [["tcp", 9200]], routers: [] }
         })

@@ -141,4 +141,34 @@ describe("kns-indexer when the RPC fails", () => {
       assert.strictEqual(indexer.status()._tag, "Live")
       assert.isTrue(id.records.has("alice.os"))
     }), { timeout: 60_000 })
+
+  it.live("a chain reset below the final block (anvil restarted empty): records retracted, re-indexed", () =>
+    Effect.gen(function*() {
+      const port = yield* freePort
+      const runAnvil = Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const chain = yield* startAnvil({ port, install: false }).pipe(Scope.provide(scope), Effect.orDie)
+        return { chain, stop: Scope.close(scope, Exit.void) }
+      })
+      const first = yield* runAnvil
+      const reg = registry(first.chain.url)
+      const contract = yield* Effect.promise(() => reg.deploy())
+      yield* Effect.promise(() => reg.mint("os"))
+      yield* Effect.promise(() => reg.register("alice.os", { key: KEY, ip: "127.0.0.1", tcp: 9100 }))
+      yield* Effect.promise(() => reg.mine(5))
+      const id = testIdentity()
+      const indexer = yield* startIndexer(
+        KnsIndexer.layerWith(config(first.chain.url, { contract }), memoryCheckpoint()).pipe(Layer.provide(id.layer))
+      )
+      yield* eventually("alice", () => id.records.has("alice.os") && indexer.state().lastFinalBlock > 3)
+      yield* first.stop
+      const second = yield* runAnvil
+      yield* Effect.addFinalizer(() => second.stop)
+      // same deployer nonce: the contract lands at the same address on the new chain
+      assert.strictEqual(yield* Effect.promise(() => reg.deploy()), contract)
+      yield* Effect.promise(() => reg.mint("os"))
+      yield* Effect.promise(() => reg.register("carol.os", { key: KEY, ip: "127.0.0.3", tcp: 9300 }))
+      yield* eventually("carol, and alice gone", () => id.records.has("carol.os") && !id.records.has("alice.os"), 10_000)
+      assert.isAtLeast(indexer.stats().reorgs, 1)
+    }), { timeout: 60_000 })
 })

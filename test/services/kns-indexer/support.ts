@@ -203,7 +203,8 @@ export const registry = (url: string) => {
         })
       ),
     mine: (blocks = 1) => test.mine({ blocks }),
-    blockNumber: () => pub.getBlockNumber()
+    /** Uncached (viem caches block numbers for 4 s per client by default). */
+    blockNumber: () => pub.getBlockNumber({ cacheTime: 0 })
   }
 }
 

@@ -260,6 +260,13 @@ describe("kinode:process@1.0.0 through the kernel", () => {
         // another package's drive is not readable by the parent
         yield* putFile("/other:sys/pkg/puppet.wasm", yield* puppetBytes())
         assert.deepStrictEqual(yield* p.spawn({ name: "thief", wasmPath: "/other:sys/pkg/puppet.wasm" }), { err: "no-file-at-path" })
+        // ...nor through `..` from its own drive (the path is resolved before the check), nor above the root
+        assert.deepStrictEqual(yield* p.spawn({ name: "climber", wasmPath: `/${PKG}/../other:sys/pkg/puppet.wasm` }), { err: "no-file-at-path" })
+        assert.deepStrictEqual(yield* p.spawn({ name: "climber", wasmPath: `/${PKG}/pkg/../../../../etc/passwd` }), { err: "no-file-at-path" })
+        // `.` and `..` inside its own package resolve to the same file
+        assert.deepStrictEqual(yield* p.spawn({ name: "dotted", wasmPath: `/${PKG}/./tmp/../pkg/puppet.wasm` }), { ok: `dotted:${PKG}` })
+        assert.strictEqual(k.info(`climber:${PKG}`), undefined)
+        assert.strictEqual(k.info(`dotted:${PKG}`)?.handle, `/${PKG}/pkg/puppet.wasm`)
         assert.strictEqual(k.info(`ghost:${PKG}`), undefined)
         assert.strictEqual(k.info(`thief:${PKG}`), undefined)
         // no name: a random u64 in decimal; the path may omit the leading slash; private by default

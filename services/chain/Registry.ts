@@ -7,7 +7,7 @@
  * Every RPC call has a timeout and retries with back-off (`RpcPolicy`); a
  * chain that hangs, refuses or answers garbage ends in `ChainUnavailable`.
  */
-import { Context, Duration, Effect, Layer, Result } from "effect"
+import { Context, Duration, Effect, Layer, Result, Semaphore } from "effect"
 import {
   type Abi,
   type Address,
@@ -248,6 +248,9 @@ export const make = Effect.fn("Registry.make")(function*(config: RegistryConfig)
   const wallet = privateKeyToAccount(config.walletKey ?? ANVIL_ACCOUNT_0_KEY)
   const accountFor = (key: Hex | undefined): LocalAccount => key === undefined ? wallet : privateKeyToAccount(key)
   const txContext = (account: LocalAccount): TxContext => ({ url, client, account, policy, receiptTimeout })
+  // One write at a time per client: no nonce clashes with ourselves, and a
+  // read-then-mint of a name is not interleaved with another of ours.
+  const writeLock = yield* Semaphore.make(1)
 
   const getEntry = (hash: Hex, what: string) =>
     rpcRead(url, `Kimap.get(${what})`, policy, () =>
@@ -396,18 +399,21 @@ export const make = Effect.fn("Registry.make")(function*(config: RegistryConfig)
 
   const registerDirect = Effect.fn("Registry.registerDirect")(function*(r: DirectRegistration) {
     const notes = yield* directNotes(r)
-    return yield* register(r.name, r.walletKey, (existing) => [...clears(existing, ["~routers"]), ...notes])
+    return yield* writeLock.withPermit(
+      register(r.name, r.walletKey, (existing) => [...clears(existing, ["~routers"]), ...notes])
+    )
   })
 
   const registerIndirect = Effect.fn("Registry.registerIndirect")(function*(r: IndirectRegistration) {
     const notes = yield* indirectNotes(r)
-    return yield* register(r.name, r.walletKey, (existing) => [
+    return yield* writeLock.withPermit(register(r.name, r.walletKey, (existing) => [
       ...clears(existing, ["~ip", "~tcp-port", "~ws-port"]),
       ...notes
-    ])
+    ]))
   })
 
-  const updateNotes = Effect.fn("Registry.updateNotes")(function*(u: NotesUpdate) {
+  const updateNotes = (u: NotesUpdate) => writeLock.withPermit(updateNotesUnlocked(u))
+  const updateNotesUnlocked = Effect.fn("Registry.updateNotes")(function*(u: NotesUpdate) {
     yield* fromResult(splitName(u.name))
     const account = accountFor(u.walletKey)
     const [tba, owner] = yield* getEntry(namehash(u.name), u.name)

@@ -45,7 +45,8 @@ export const rpc = <A>(
   url: string,
   op: string,
   policy: RpcPolicy,
-  f: () => Promise<A>
+  f: () => Promise<A>,
+  retryable: (e: ChainUnavailable) => boolean = () => true
 ): Effect.Effect<A, ChainUnavailable | Reverted> =>
   Effect.tryPromise({
     try: f,
@@ -60,8 +61,9 @@ export const rpc = <A>(
       duration: policy.timeout,
       orElse: () => Effect.fail(new ChainUnavailable({ url, reason: `${op}: timed out` }))
     }),
+    Effect.tapError((e) => e._tag === "ChainUnavailable" ? Effect.logDebug("rpc attempt failed", e.reason) : Effect.void),
     Effect.retry({
-      while: (e: ChainUnavailable | Reverted) => e._tag === "ChainUnavailable",
+      while: (e: ChainUnavailable | Reverted) => e._tag === "ChainUnavailable" && retryable(e),
       schedule: Schedule.exponential(policy.backoff),
       times: policy.retries
     })

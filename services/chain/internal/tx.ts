@@ -80,7 +80,13 @@ const attempt = Effect.fnUntraced(function*(ctx: TxContext, call: WriteCall) {
     catch: (cause) => new ChainUnavailable({ url: ctx.url, reason: `${call.op}: sign: ${String(cause)}` })
   })
   const hash = keccak256(signed)
-  yield* rpc(ctx.url, `${call.op}: send`, ctx.policy, () => ctx.client.sendRawTransaction({ serializedTransaction: signed })).pipe(
+  yield* rpc(
+    ctx.url,
+    `${call.op}: send`,
+    ctx.policy,
+    () => ctx.client.sendRawTransaction({ serializedTransaction: signed }),
+    (e) => !nonceProblem(e.reason)
+  ).pipe(
     // A retry of bytes the node already holds.
     Effect.catchIf((e) => e._tag === "ChainUnavailable" && /already known|already imported/i.test(e.reason), () => Effect.void),
     // "nonce too low" may mean an earlier, timed-out send of these very bytes
@@ -106,19 +112,34 @@ export const sendTx = (ctx: TxContext, call: WriteCall): Effect.Effect<Transacti
   attempt(ctx, call).pipe(
     Effect.retry({
       while: (e: ChainUnavailable | Reverted) => e._tag === "ChainUnavailable" && nonceProblem(e.reason),
-      schedule: Schedule.spaced("50 millis"),
-      times: 3
+      schedule: Schedule.spaced("20 millis").pipe(Schedule.jittered),
+      times: 10
     })
   )
 
-/** A plain value transfer (used to mine one more block after a registration). @internal */
-export const sendValue = Effect.fnUntraced(function*(ctx: TxContext, to: Hex, value: bigint, op: string) {
+const attemptValue = Effect.fnUntraced(function*(ctx: TxContext, to: Hex, value: bigint, op: string) {
   const request = yield* rpc(ctx.url, `${op}: prepare`, ctx.policy, () =>
     ctx.client.prepareTransactionRequest({ account: ctx.account, to, value, chain: ctx.client.chain } as never))
   const signed = yield* Effect.tryPromise({
     try: () => ctx.account.signTransaction(request as never),
     catch: (cause) => new ChainUnavailable({ url: ctx.url, reason: `${op}: sign: ${String(cause)}` })
   })
-  yield* rpc(ctx.url, `${op}: send`, ctx.policy, () => ctx.client.sendRawTransaction({ serializedTransaction: signed }))
+  yield* rpc(
+    ctx.url,
+    `${op}: send`,
+    ctx.policy,
+    () => ctx.client.sendRawTransaction({ serializedTransaction: signed }),
+    (e) => !nonceProblem(e.reason)
+  )
   return yield* waitReceipt(ctx, keccak256(signed), op)
 })
+
+/** A plain value transfer (used to mine one more block after a registration). @internal */
+export const sendValue = (ctx: TxContext, to: Hex, value: bigint, op: string) =>
+  attemptValue(ctx, to, value, op).pipe(
+    Effect.retry({
+      while: (e: ChainUnavailable | Reverted) => e._tag === "ChainUnavailable" && nonceProblem(e.reason),
+      schedule: Schedule.spaced("20 millis").pipe(Schedule.jittered),
+      times: 10
+    })
+  )

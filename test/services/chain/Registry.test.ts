@@ -27,6 +27,7 @@ import {
   KIMAP_ADDRESS,
   kimapAbi,
   KNS_NOTE_LABEL_HASHES,
+  makeRegistry,
   MINT_TOPIC,
   namehash,
   NOTE_TOPIC,
@@ -121,6 +122,19 @@ describe("Registry on anvil", () => {
         assert.deepStrictEqual(node.routers, [namehash("router.dev"), namehash("direct.os")])
         assert.isUndefined(node.ip)
         assert.isUndefined(node.tcpPort)
+      }))
+
+    it.effect("two nodes registering at once with the same wallet (shared embedded chain) both land", () =>
+      Effect.gen(function*() {
+        const chain = yield* Anvil
+        const [a, b] = yield* Effect.all([makeRegistry({ url: chain.url }), makeRegistry({ url: chain.url })])
+        const names = ["twin-1", "twin-2", "twin-3", "twin-4"]
+        const results = yield* Effect.all(
+          names.map((n, i) => (i % 2 === 0 ? a : b).registerDirect({ name: `${n}.os`, netKey: KEY_A, ip: "127.0.0.1", tcpPort: 9600 + i })),
+          { concurrency: "unbounded" }
+        )
+        assert.deepStrictEqual(results.map((r) => r.minted), [true, true, true, true])
+        for (const [i, n] of names.entries()) assert.strictEqual((yield* a.readNode(`${n}.os`)).tcpPort, 9600 + i)
       }))
 
     it.effect("a name owned by another account → NameTaken{name, owner}", () =>

@@ -27,9 +27,10 @@
 import { Clock, Context, Duration, Effect, Layer, Result, Schedule, Schema } from "effect"
 import type { Hex } from "viem"
 import { createPublicClient, decodeAbiParameters, decodeFunctionResult, encodeFunctionData, hexToBytes, http, webSocket, zeroAddress } from "viem"
-import type { Address } from "../../src/Ids.ts"
+import { Address, ProcessId } from "../../src/Ids.ts"
 import { Identity, NodeRecord } from "../../src/Identity.ts"
-import * as Json from "../../src/Json.ts"
+import { ModuleHost } from "../../src/ModuleHost.ts"
+import * as ServiceShell from "../../src/ServiceShell.ts"
 import {
   BASE_CHAIN_ID,
   decodeIp,
@@ -116,8 +117,11 @@ export class RpcError extends Schema.TaggedError<RpcError>()("RpcError", {
 }) {}
 
 export class KnsIndexer extends Context.Service<KnsIndexer, {
-  /** Answers one request body of the §1.8 API; every outcome is a reply body. */
-  readonly handle: (source: Address, body: Uint8Array) => Effect.Effect<Uint8Array>
+  /**
+   * Answers one request body of the §1.8 API (the service shell's handler); every
+   * outcome is a reply, a body that is not a request gets `{"Err":{"BadRequest":…}}`.
+   */
+  readonly handle: ServiceShell.Handle
   readonly status: () => IndexerStatus
   readonly stats: () => IndexerStats
   /** The live state (read it, do not write it). */
@@ -132,7 +136,38 @@ export class KnsIndexer extends Context.Service<KnsIndexer, {
   /** The indexer with its checkpoint in the node's LMDB (key = the process id). */
   static readonly layer = (config: KnsIndexerConfig) =>
     Layer.effect(KnsIndexer, Effect.flatMap(lmdbCheckpoint(KNS_INDEXER), (store) => make(config, store)))
+
+  /**
+   * Hosts the indexer as the process `kns-indexer:kns-indexer:sys` through the service
+   * shell: local requests only, one source's requests in order, sources concurrently
+   * (a `NodeInfo` chain read does not hold up other callers).
+   */
+  static readonly serve = Layer.unwrap(Effect.map(KnsIndexer, (indexer) =>
+    ServiceShell.serveLayer(KNS_INDEXER, { _tag: "lanes", maxInFlight: MAX_IN_FLIGHT }, indexer.handle)))
+
+  /**
+   * What a node adds: the indexer (checkpoint in LMDB) hosted as its process, `Reset`
+   * allowed to the indexer's package and to holders of its `{"root":true}` capability
+   * (Kinode's rule). Needs `ModuleHost`, `Lmdb`, `Identity`.
+   */
+  static readonly layerNode = (config: KnsIndexerConfig) =>
+    KnsIndexer.serve.pipe(Layer.provideMerge(Layer.unwrap(Effect.map(ModuleHost, (host) =>
+      KnsIndexer.layer({ ...config, authorizeReset: config.authorizeReset ?? resetRule(host) })))))
 }
+
+const MAX_IN_FLIGHT = 1024
+
+/** Kinode: the caller is in the indexer's package, or holds `{"root":true}` from it. */
+export const resetRule = (host: ModuleHost["Service"]) => {
+  const issuer = new Address({ node: host.node, process: new ProcessId(KNS_PID, { disableChecks: true }) }, { disableChecks: true })
+  const root = { issuer, params: JSON.stringify({ root: true }) }
+  return (source: Address): boolean =>
+    source.node === host.node && (samePackage(source) || host.hasCapability(source.process, root))
+}
+
+const KNS_PID = { processName: "kns-indexer", packageName: "kns-indexer", publisherNode: "sys" }
+const samePackage = (source: Address) =>
+  source.process.packageName === KNS_PID.packageName && source.process.publisherNode === KNS_PID.publisherNode
 
 // ---------------------------------------------------------------------------
 // RPC answers
@@ -153,12 +188,10 @@ const RawLog = Schema.Struct({
 })
 const decodeBlock = Schema.decodeUnknownResult(Schema.NullOr(RawBlock))
 const decodeLogs = Schema.decodeUnknownResult(Schema.Array(RawLog))
-const decodeRequest = Schema.decodeUnknownResult(IndexerRequest)
 const decodeCallResult = Schema.decodeUnknownResult(Data)
 
 const message = (cause: unknown): string => cause instanceof Error ? cause.message.split("\n")[0]! : String(cause)
 const toHex = (n: number) => `0x${n.toString(16)}`
-const body = (r: IndexerResponse): Uint8Array => Json.toBytes(r)
 const KNS_HASHES = KNS_NOTE_LABELS.map((l) => KNS_NOTE_LABEL_HASHES[l])
 /** Two quick retries per call; longer outages are the follower's back-off. */
 const quickRetry = Schedule.exponential("100 millis")
@@ -226,8 +259,7 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
   const maxBackoff = Duration.toMillis(Duration.fromInputUnsafe(config.maxBackoff ?? "30 seconds"))
   const checkpointBlocks = Math.max(1, config.checkpointBlocks ?? 10_000)
   const checkpointMillis = Duration.toMillis(Duration.fromInputUnsafe(config.checkpointInterval ?? "30 seconds"))
-  const authorizeReset = config.authorizeReset ??
-    ((source: Address) => source.process.packageName === "kns-indexer" && source.process.publisherNode === "sys")
+  const authorizeReset = config.authorizeReset ?? samePackage
   const seedNames = (config.seedNames ?? []).map((n) => [namehash(n), n] as const)
   const fresh = () => IndexerState.make({ chainId, contract, firstBlock, seedNames })
 
@@ -588,16 +620,14 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
     )
   }
 
-  const handle = (source: Address, bytes: Uint8Array): Effect.Effect<Uint8Array> => {
-    const json = Json.parseBytes(bytes)
-    if (Result.isFailure(json)) return Effect.succeed(body({ Err: { BadRequest: json.failure.reason } }))
-    const req = decodeRequest(json.success)
-    if (Result.isFailure(req)) return Effect.succeed(body({ Err: { BadRequest: req.failure.message } }))
-    return Effect.map(serve(source, req.success), body)
-  }
+  const shell = ServiceShell.make({
+    request: IndexerRequest,
+    malformed: (reason: string) => ({ BadRequest: reason }),
+    serve: (source: Address, req: IndexerRequest) => Effect.map(serve(source, req), (r) => ServiceShell.jsonReply(r))
+  })
 
   return KnsIndexer.of({
-    handle,
+    handle: shell.handle,
     status: () => status,
     stats: () => stats,
     state: () => state,

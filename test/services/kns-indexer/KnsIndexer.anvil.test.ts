@@ -48,7 +48,7 @@ const startIndexer = <E>(layer: Layer.Layer<KnsIndexer, E>) =>
   })
 
 const ask = (indexer: KnsIndexer["Service"], body: unknown, source = APP) =>
-  Effect.map(indexer.handle(source, Json.toBytes(body)), (bytes) => JSON.parse(new TextDecoder().decode(bytes)) as unknown)
+  Effect.map(indexer.handle(source, Json.toBytes(body), undefined), (r) => JSON.parse(new TextDecoder().decode(r.body)) as unknown)
 
 describe("kns-indexer on anvil", () => {
   layer(AnvilLive, { timeout: 60_000, excludeTestServices: true })((it) => {
@@ -91,8 +91,8 @@ describe("kns-indexer on anvil", () => {
           const r = (yield* ask(indexer, bad)) as { Err: { BadRequest: string } }
           assert.isString(r.Err.BadRequest)
         }
-        const raw = yield* indexer.handle(APP, new TextEncoder().encode("{not json"))
-        assert.match(new TextDecoder().decode(raw), /BadRequest/)
+        const raw = yield* indexer.handle(APP, new TextEncoder().encode("{not json"), undefined)
+        assert.match(new TextDecoder().decode(raw.body), /BadRequest/)
         assert.deepStrictEqual(yield* ask(indexer, "Reset"), { Reset: { Err: "NoRootCap" } })
 
         // a changed ~ip is pushed within seconds

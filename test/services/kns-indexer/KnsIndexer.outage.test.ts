@@ -57,8 +57,8 @@ const serve = <S extends net.Server>(server: S) =>
   )
 
 const stillAnswers = (indexer: KnsIndexer["Service"]) =>
-  Effect.map(indexer.handle(APP, Json.toBytes({ GetState: { block: 0 } })), (b) => {
-    const r = JSON.parse(new TextDecoder().decode(b)) as { GetState?: { chain_id: number } }
+  Effect.map(indexer.handle(APP, Json.toBytes({ GetState: { block: 0 } }), undefined), (reply) => {
+    const r = JSON.parse(new TextDecoder().decode(reply.body)) as { GetState?: { chain_id: number } }
     assert.strictEqual(r.GetState?.chain_id, 31337)
   })
 

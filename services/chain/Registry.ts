@@ -4,6 +4,9 @@
  * Kimap's real write path (token-bound accounts + Multicall3), so the same code
  * serves the embedded anvil chain and real Kimap behind `--rpc`.
  *
+ * `url` may be http(s) or ws(s) (Kinode's default RPC is a WebSocket); a
+ * WebSocket is closed with the scope that made the client.
+ *
  * Every RPC call has a timeout and retries with back-off (`RpcPolicy`); a
  * chain that hangs, refuses or answers garbage ends in `ChainUnavailable`.
  */
@@ -24,7 +27,7 @@ import { privateKeyToAccount } from "viem/accounts"
 import { Anvil } from "./Anvil.ts"
 import { ChainUnavailable, InvalidNodeName, NameNotFound, NameTaken, ParentNotFound, Reverted } from "./ChainError.ts"
 import { ANVIL_ACCOUNT_0_KEY } from "./Install.ts"
-import { chainFor, publicClientFor } from "./internal/clients.ts"
+import { chainFor, scopedClientFor } from "./internal/clients.ts"
 import { type RpcPolicy, defaultPolicy, rpcRead } from "./internal/rpc.ts"
 import { type TxContext, sendTx, sendValue } from "./internal/tx.ts"
 import {
@@ -242,9 +245,11 @@ export const make = Effect.fn("Registry.make")(function*(config: RegistryConfig)
   const receiptTimeout = config.receiptTimeout ?? "30 seconds"
   const implementation = config.implementation ?? KINO_ACCOUNT_IMPLEMENTATION
   const mineExtraBlock = config.mineExtraBlock ?? true
-  const probe = publicClientFor(url, policy)
-  const chainId = config.chainId ?? (yield* rpcRead(url, "eth_chainId", policy, () => probe.getChainId()))
-  const client: PublicClient = publicClientFor(url, policy, chainFor(chainId, url))
+  const chainId = config.chainId ?? (yield* Effect.scoped(Effect.gen(function*() {
+    const probe = yield* scopedClientFor(url, policy)
+    return yield* rpcRead(url, "eth_chainId", policy, () => probe.getChainId())
+  })))
+  const client: PublicClient = yield* scopedClientFor(url, policy, chainFor(chainId, url))
   const wallet = privateKeyToAccount(config.walletKey ?? ANVIL_ACCOUNT_0_KEY)
   const accountFor = (key: Hex | undefined): LocalAccount => key === undefined ? wallet : privateKeyToAccount(key)
   const txContext = (account: LocalAccount): TxContext => ({ url, client, account, policy, receiptTimeout })

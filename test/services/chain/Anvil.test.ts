@@ -145,8 +145,18 @@ describe("Anvil", () => {
         assert.strictEqual(e._tag, "ChainUnavailable")
         assert.strictEqual((e as unknown as { url: string }).url, chain.url)
       }
+      const ws = yield* makeRegistry({ url: chain.wsUrl, chainId: 31337, policy: fast })
+      const [wsRead, wsMs] = yield* elapsed(ws.readNode("victim.os"))
+      assert.isTrue(Exit.isFailure(wsRead))
+      assert.isBelow(wsMs, 3000)
+      assert.strictEqual((yield* Effect.flip(ws.readNode("victim.os")))._tag, "ChainUnavailable")
       assert.strictEqual((yield* Effect.flip(probeChainId(chain.url)))._tag, "ChainUnavailable")
       assert.strictEqual((yield* Effect.flip(makeRegistry({ url: chain.url, policy: fast })))._tag, "ChainUnavailable")
+      // A chain back on the same port: the same clients (http and ws) work again.
+      const again = yield* startAnvil({ port })
+      assert.strictEqual(again.mode, "started")
+      yield* registry.registerDirect({ name: "revived.os", netKey: KEY, ip: "127.0.0.1", tcpPort: 9101 })
+      assert.strictEqual((yield* ws.readNode("revived.os")).tcpPort, 9101)
     }))
 
   it.live("an RPC that hangs or answers garbage fails with ChainUnavailable, never hangs", () =>
@@ -160,6 +170,13 @@ describe("Anvil", () => {
           Effect.flatMap((r) => r.readNode("anyone.os"))
         ))
         assert.strictEqual(e._tag, "ChainUnavailable", mode)
+        const wsUrl = url.replace("http://", "ws://")
+        const [wsRead, wsMs] = yield* elapsed(makeRegistry({ url: wsUrl, chainId: 31337, policy: fast }).pipe(
+          Effect.flatMap((r) => r.readNode("anyone.os"))
+        ))
+        assert.isTrue(Exit.isFailure(wsRead), mode)
+        assert.isBelow(wsMs, 3000, mode)
+        assert.strictEqual((yield* Effect.flip(makeRegistry({ url: wsUrl, policy: fast })))._tag, "ChainUnavailable")
         // start() on a port taken by something that is not an anvil: the
         // spawned anvil cannot bind, and start fails instead of waiting.
         const port = Number(new URL(url).port)

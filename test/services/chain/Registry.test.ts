@@ -36,7 +36,8 @@ import {
   TRANSFER_TOPIC,
   ZERO_TOPIC
 } from "../../../services/chain/index.ts"
-import { revertOf } from "../../../services/chain/internal/rpc.ts"
+import { scopedClientFor } from "../../../services/chain/internal/clients.ts"
+import { defaultPolicy, revertOf } from "../../../services/chain/internal/rpc.ts"
 
 const ChainLive = Layer.unwrap(Effect.map(freePort, (port) => Anvil.layer({ port })))
 const TestLayer = Registry.layerAnvil().pipe(Layer.provideMerge(ChainLive))
@@ -135,6 +136,30 @@ describe("Registry on anvil", () => {
         )
         assert.deepStrictEqual(results.map((r) => r.minted), [true, true, true, true])
         for (const [i, n] of names.entries()) assert.strictEqual((yield* a.readNode(`${n}.os`)).tcpPort, 9600 + i)
+      }))
+
+    it.effect("works over the chain's WebSocket URL too (Kinode's default RPC is wss)", () =>
+      Effect.gen(function*() {
+        const chain = yield* Anvil
+        const ws = yield* makeRegistry({ url: chain.wsUrl })
+        assert.strictEqual(ws.chainId, 31337)
+        const r = yield* ws.registerDirect({ name: "over-ws.os", netKey: KEY_B, ip: "127.0.0.2", tcpPort: 9800 })
+        assert.isTrue(r.minted)
+        const node = yield* ws.readNode("over-ws.os")
+        assert.deepStrictEqual([node.netKey, node.ip, node.tcpPort], [KEY_B, "127.0.0.2", 9800])
+        // Reverts come back decoded over the WebSocket transport as well.
+        const client = yield* scopedClientFor(chain.wsUrl, defaultPolicy)
+        const [osTba] = yield* Effect.promise(() =>
+          client.readContract({ address: KIMAP_ADDRESS, abi: kimapAbi, functionName: "get", args: [namehash("os")] }))
+        const e = yield* Effect.tryPromise(() =>
+          client.simulateContract({
+            abi: writeAbi,
+            address: osTba,
+            functionName: "mint",
+            args: [account0.address, "0x", "0x", zeroAddress],
+            account: account0.address
+          } as never)).pipe(Effect.flip)
+        assert.strictEqual(revertOf(e.cause), "LabelTooShort")
       }))
 
     it.effect("a name owned by another account → NameTaken{name, owner}", () =>

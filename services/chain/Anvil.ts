@@ -191,6 +191,14 @@ const spawnAnvil = (binary: string, args: ReadonlyArray<string>, detached: boole
   })
   let info: (ChainExit & { readonly _tag: "Exited" }) | undefined
   let err = ""
+  // An attached anvil must not outlive this process even when it exits
+  // without running finalizers (process.exit); SIGKILL of this process
+  // still orphans it (no parent-death signal from Node).
+  const killOnExit = () => {
+    if (info === undefined) child.kill("SIGKILL")
+  }
+  if (!detached) process.once("exit", killOnExit)
+  child.once("exit", () => process.off("exit", killOnExit))
   child.stderr?.setEncoding("utf8")
   child.stderr?.on("data", (d: string) => {
     err = (err + d).slice(-2000)

@@ -18,8 +18,9 @@
  *   file is home-independent (`os.tmpdir()/kinode-ts-chain/anvil-<port>.json`)
  *   because the chain is shared by all nodes of the machine, not owned by one
  *   home. If the process is killed, the next node to boot restarts it from
- *   that file, names included. Its pid is written to `<stateFile>.pid`;
- *   stop it with `kill $(cat <stateFile>.pid)`.
+ *   that file, names included. Its pid is written to `<stateFile>.pid`
+ *   (stop it with `kill $(cat <stateFile>.pid)`), its stderr appended to
+ *   `<stateFile>.log`.
  *
  * Why detached is the default for nodes: identity lives on the chain; a
  * chain owned by whichever node booted first would take every other node's
@@ -184,11 +185,15 @@ interface Spawned {
   readonly stderr: () => string
 }
 
-const spawnAnvil = (binary: string, args: ReadonlyArray<string>, detached: boolean): Spawned => {
+const spawnAnvil = (binary: string, args: ReadonlyArray<string>, detached: boolean, logFile: string | undefined): Spawned => {
+  // A detached anvil cannot write to our pipes once we are gone: its stderr
+  // goes to `logFile` when there is one.
+  const logFd = detached && logFile !== undefined ? fs.openSync(logFile, "a") : undefined
   const child = spawn(binary, args, {
     detached,
-    stdio: detached ? "ignore" : ["ignore", "ignore", "pipe"]
+    stdio: detached ? ["ignore", "ignore", logFd ?? "ignore"] : ["ignore", "ignore", "pipe"]
   })
+  if (logFd !== undefined) fs.closeSync(logFd)
   let info: (ChainExit & { readonly _tag: "Exited" }) | undefined
   let err = ""
   // An attached anvil must not outlive this process even when it exits
@@ -214,7 +219,15 @@ const spawnAnvil = (binary: string, args: ReadonlyArray<string>, detached: boole
       resolve(info)
     })
   })
-  return { child, exit, exitInfo: () => info, stderr: () => err }
+  const stderr = () => {
+    if (logFile === undefined || !detached) return err
+    try {
+      return fs.readFileSync(logFile, "utf8").slice(-2000)
+    } catch {
+      return err
+    }
+  }
+  return { child, exit, exitInfo: () => info, stderr }
 }
 
 const stopChild = (s: Spawned): Effect.Effect<void> =>
@@ -256,6 +269,9 @@ export const start = Effect.fn("Anvil.start")(function*(
       : Effect.fail(new ChainUnavailable({ url, reason: `chain id ${id}, expected ${chainId}` }))
 
   const finish = Effect.fnUntraced(function*(mode: "started" | "joined", spawned: Spawned | undefined) {
+    if (spawned !== undefined && detached && options.stateFile !== undefined && spawned.child.pid !== undefined) {
+      fs.writeFileSync(`${options.stateFile}.pid`, `${spawned.child.pid}\n`)
+    }
     const installed = options.install === false ? false : yield* ensureRegistry(url, chainId, policy)
     const attached = spawned !== undefined && !detached
     const exited: Effect.Effect<ChainExit> = attached
@@ -287,15 +303,17 @@ export const start = Effect.fn("Anvil.start")(function*(
     args.push("--state", options.stateFile, "--state-interval", "1")
   }
   const spawned = yield* Effect.acquireRelease(
-    Effect.sync(() => spawnAnvil(options.binary ?? anvilBinary(), args, detached)),
+    Effect.sync(() =>
+      spawnAnvil(
+        options.binary ?? anvilBinary(),
+        args,
+        detached,
+        options.stateFile === undefined ? undefined : `${options.stateFile}.log`
+      )
+    ),
     (s) => detached ? Effect.void : stopChild(s)
   )
-  if (detached) {
-    spawned.child.unref()
-    if (options.stateFile !== undefined && spawned.child.pid !== undefined) {
-      fs.writeFileSync(`${options.stateFile}.pid`, `${spawned.child.pid}\n`)
-    }
-  }
+  if (detached) spawned.child.unref()
 
   const deadline = Duration.toMillis(options.startTimeout ?? "15 seconds")
   const begun = yield* Clock.currentTimeMillis

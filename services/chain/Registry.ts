@@ -35,6 +35,7 @@ import {
   type InvalidName,
   type InvalidNoteBytes,
   type InvalidPort,
+  FAKE_CHAIN_ID,
   KIMAP_ADDRESS,
   KINO_ACCOUNT_IMPLEMENTATION,
   MULTICALL_ADDRESS,
@@ -71,7 +72,7 @@ export interface RegistryConfig {
   readonly policy?: RpcPolicy
   /** Deadline for a transaction's receipt (default 30 s). */
   readonly receiptTimeout?: Duration.Input
-  /** Send 10 wei to the zero address after a write to force one more block (default true). */
+  /** Send 10 wei to the zero address after a write to force one more block (default: only on chain 31337). */
   readonly mineExtraBlock?: boolean
   /** TBA implementation for new names (default KinoAccount's address; a parent's gene overrides it). */
   readonly implementation?: Address
@@ -244,12 +245,12 @@ export const make = Effect.fn("Registry.make")(function*(config: RegistryConfig)
   const policy = config.policy ?? defaultPolicy
   const receiptTimeout = config.receiptTimeout ?? "30 seconds"
   const implementation = config.implementation ?? KINO_ACCOUNT_IMPLEMENTATION
-  const mineExtraBlock = config.mineExtraBlock ?? true
   const chainId = config.chainId ?? (yield* Effect.scoped(Effect.gen(function*() {
     const probe = yield* scopedClientFor(url, policy)
     return yield* rpcRead(url, "eth_chainId", policy, () => probe.getChainId())
   })))
   const client: PublicClient = yield* scopedClientFor(url, policy, chainFor(chainId, url))
+  const mineExtraBlock = config.mineExtraBlock ?? chainId === FAKE_CHAIN_ID
   const wallet = privateKeyToAccount(config.walletKey ?? ANVIL_ACCOUNT_0_KEY)
   const accountFor = (key: Hex | undefined): LocalAccount => key === undefined ? wallet : privateKeyToAccount(key)
   const txContext = (account: LocalAccount): TxContext => ({ url, client, account, policy, receiptTimeout })

@@ -235,5 +235,13 @@ describe("Anvil", () => {
         client.request({ method: "eth_getLogs", params: [{ address: KIMAP_ADDRESS, fromBlock: "0x0", toBlock: "latest", topics: [MINT_TOPIC] }] }))
       const children = (mints as ReadonlyArray<{ topics: ReadonlyArray<string> }>).map((l) => l.topics[2])
       assert.include(children, namehash("persisted.os"))
+
+      // A corrupt state file: anvil refuses it, start fails with its words.
+      const bad = path.join(dir, "bad.json")
+      fs.writeFileSync(bad, "{ not json")
+      const e = yield* Effect.flip(startAnvil({ port: yield* freePort, detached: true, stateFile: bad, startTimeout: "5 seconds" }))
+      assert.strictEqual(e._tag, "ChainUnavailable")
+      assert.match((e as { reason: string }).reason, /anvil exited/)
+      assert.isTrue(fs.existsSync(`${bad}.log`))
     }))
 })

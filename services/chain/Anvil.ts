@@ -321,8 +321,10 @@ export const start = Effect.fn("Anvil.start")(function*(
     const id = yield* probeChainId(url, "500 millis").pipe(Effect.option)
     if (id._tag === "Some") {
       yield* checkId(id.value)
-      // Our child may have lost a bind race to another starter that answers.
-      return yield* finish(spawned.exitInfo() === undefined ? "started" : "joined", spawned.exitInfo() === undefined ? spawned : undefined)
+      // The answer may come from another starter that won the bind race; our
+      // anvil then exits at once ("address in use"). Give it a moment to.
+      if (spawned.exitInfo() === undefined) yield* Effect.sleep("250 millis")
+      return yield* spawned.exitInfo() === undefined ? finish("started", spawned) : finish("joined", undefined)
     }
     const exit = spawned.exitInfo()
     if (exit !== undefined) {

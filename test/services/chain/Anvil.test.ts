@@ -123,6 +123,18 @@ describe("Anvil", () => {
       assert.isBelow(readMs, 3000)
     }))
 
+  it.live("two nodes starting at once on one port: one starts anvil, the other joins it", () =>
+    Effect.gen(function*() {
+      const port = yield* freePort
+      const [a, b] = yield* Effect.all([startAnvil({ port }), startAnvil({ port })], { concurrency: 2 })
+      assert.deepStrictEqual([a.mode, b.mode].sort(), ["joined", "started"])
+      const starter = a.mode === "started" ? a : b
+      assert.isTrue(alive(starter.pid!))
+      const registry = yield* makeRegistry({ url: b.url })
+      yield* registry.registerDirect({ name: "race.os", netKey: KEY, ip: "127.0.0.1", tcpPort: 9100 })
+      assert.strictEqual((yield* registry.readNode("race.os")).tcpPort, 9100)
+    }))
+
   it.live("anvil killed: exited completes and every call fails with ChainUnavailable within its timeout", () =>
     Effect.gen(function*() {
       const port = yield* freePort

@@ -270,7 +270,12 @@ export const start = Effect.fn("Anvil.start")(function*(
 
   const finish = Effect.fnUntraced(function*(mode: "started" | "joined", spawned: Spawned | undefined) {
     if (spawned !== undefined && detached && options.stateFile !== undefined && spawned.child.pid !== undefined) {
-      fs.writeFileSync(`${options.stateFile}.pid`, `${spawned.child.pid}\n`)
+      const pidFile = `${options.stateFile}.pid`
+      const pid = spawned.child.pid
+      yield* Effect.try({
+        try: () => fs.writeFileSync(pidFile, `${pid}\n`),
+        catch: (cause) => new ChainUnavailable({ url, reason: `cannot write ${pidFile}: ${String(cause)}` })
+      })
     }
     const installed = options.install === false ? false : yield* ensureRegistry(url, chainId, policy)
     const attached = spawned !== undefined && !detached
@@ -299,7 +304,11 @@ export const start = Effect.fn("Anvil.start")(function*(
 
   const args = ["--host", host, "--port", String(port), "--chain-id", String(chainId), "--silent"]
   if (options.stateFile !== undefined) {
-    fs.mkdirSync(path.dirname(options.stateFile), { recursive: true })
+    const dir = path.dirname(options.stateFile)
+    yield* Effect.try({
+      try: () => fs.mkdirSync(dir, { recursive: true }),
+      catch: (cause) => new ChainUnavailable({ url, reason: `cannot create ${dir}: ${String(cause)}` })
+    })
     args.push("--state", options.stateFile, "--state-interval", "1")
   }
   const spawned = yield* Effect.acquireRelease(
@@ -315,30 +324,34 @@ export const start = Effect.fn("Anvil.start")(function*(
   )
   if (detached) spawned.child.unref()
 
-  const deadline = Duration.toMillis(options.startTimeout ?? "15 seconds")
-  const begun = yield* Clock.currentTimeMillis
-  while ((yield* Clock.currentTimeMillis) - begun < deadline) {
-    const id = yield* probeChainId(url, "500 millis").pipe(Effect.option)
-    if (id._tag === "Some") {
-      yield* checkId(id.value)
-      // The answer may come from another starter that won the bind race; our
-      // anvil then exits at once ("address in use"). Give it a moment to.
-      if (spawned.exitInfo() === undefined) yield* Effect.sleep("250 millis")
-      return yield* spawned.exitInfo() === undefined ? finish("started", spawned) : finish("joined", undefined)
-    }
-    const exit = spawned.exitInfo()
-    if (exit !== undefined) {
-      const again = yield* probeChainId(url, "1 second").pipe(Effect.option)
-      if (again._tag === "Some") {
-        yield* checkId(again.value)
-        return yield* finish("joined", undefined)
+  const ready = Effect.gen(function*() {
+    const deadline = Duration.toMillis(options.startTimeout ?? "15 seconds")
+    const begun = yield* Clock.currentTimeMillis
+    while ((yield* Clock.currentTimeMillis) - begun < deadline) {
+      const id = yield* probeChainId(url, "500 millis").pipe(Effect.option)
+      if (id._tag === "Some") {
+        yield* checkId(id.value)
+        // The answer may come from another starter that won the bind race; our
+        // anvil then exits at once ("address in use"). Give it a moment to.
+        if (spawned.exitInfo() === undefined) yield* Effect.sleep("250 millis")
+        return yield* spawned.exitInfo() === undefined ? finish("started", spawned) : finish("joined", undefined)
       }
-      return yield* new ChainUnavailable({
-        url,
-        reason: `anvil exited (code ${exit.code}, signal ${exit.signal}): ${spawned.stderr().trim()}`
-      })
+      const exit = spawned.exitInfo()
+      if (exit !== undefined) {
+        const again = yield* probeChainId(url, "1 second").pipe(Effect.option)
+        if (again._tag === "Some") {
+          yield* checkId(again.value)
+          return yield* finish("joined", undefined)
+        }
+        return yield* new ChainUnavailable({
+          url,
+          reason: `anvil exited (code ${exit.code}, signal ${exit.signal}): ${spawned.stderr().trim()}`
+        })
+      }
+      yield* Effect.sleep("100 millis")
     }
-    yield* Effect.sleep("100 millis")
-  }
-  return yield* new ChainUnavailable({ url, reason: "anvil did not answer eth_chainId in time" })
+    return yield* new ChainUnavailable({ url, reason: "anvil did not answer eth_chainId in time" })
+  })
+  // A detached anvil is left running only once it is up and installed.
+  return yield* detached ? ready.pipe(Effect.onError(() => stopChild(spawned))) : ready
 })

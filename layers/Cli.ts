@@ -1,61 +1,184 @@
 /**
- * `node dist/main.js --home <dir>`: boots a node and runs the terminal on stdin.
- * Ctrl-C, SIGTERM and end of input (Ctrl-D) shut it down cleanly: processes stop,
- * the process map is flushed, LMDB is closed.
+ * `node dist/main.js --home <dir>`: logs in (first boot: registers the name on the
+ * chain), boots the node and runs the terminal on stdin. Ctrl-C, SIGTERM and end of
+ * input (Ctrl-D) shut it down cleanly: processes stop, the process map is flushed,
+ * LMDB is closed.
+ *
+ * Flags are parsed with Node's own `util.parseArgs` (no dependency; `--flag value`,
+ * `--flag=value`, short options, unknown flags refused).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { parseArgs } from "node:util"
+import type { Hex } from "viem"
 import { Kernel } from "../src/Kernel.ts"
 import { Printout } from "../src/Printout.ts"
+import { ChainUnavailable, embeddedOptions, fundOnAnvil, KIMAP_ADDRESS, makeRegistry, startAnvil } from "../services/chain/index.ts"
+import { ChainIdentity, describeLoginFailure, login, publicKeyHex } from "../services/identity/index.ts"
 import { installBundled } from "../services/packages/index.ts"
-import { readLoop } from "../services/terminal/index.ts"
+import { ask, readLoop } from "../services/terminal/index.ts"
 import { NodeLive } from "./NodeLive.ts"
 
 const USAGE = `usage: node dist/main.js --home <dir> [options]
 
-  --home <dir>         node home: process map, keys, files (created on first boot)
-  --name <node>        node name (default: derived from the node key)
-  -v, --verbosity <n>  0-3, terminal verbosity (default 0)
-  --detached           run without the terminal (stop with SIGTERM/SIGINT)
-  -h, --help           this text`
+  --home <dir>            node home: keyfile, process map, files (created on first boot)
+  --name <node>           first boot: the name to register (e.g. alice.os); asked on a terminal
+  --password-file <file>  the keyfile password (or KINODE_PASSWORD); asked on a terminal
+  --routers <a.os,b.os>   first boot: register indirect, reached through these routers
+  --ip <addr>             first boot, direct: the IP to register (default 127.0.0.1)
+  --tcp-port <n>          first boot, direct: the TCP port to register (default first free from 10000)
+  --rpc <url>             use this EVM JSON-RPC (http(s) or ws(s)) instead of the embedded local chain
+  --wallet-key <0x..>     with --rpc: the wallet that pays for and owns the registration
+  --chain-port <n>        the embedded chain's port (default 8545; started or joined)
+  --reset                 write this node's key to its name on chain even if the chain holds another
+  -v, --verbosity <n>     0-3, terminal verbosity (default 0)
+  --detached              run without the terminal (stop with SIGTERM/SIGINT)
+  -h, --help              this text
 
-interface Flags {
+exit codes: 0 ok, 2 bad or missing input, 3 wrong password, 4 identity conflict, 5 chain unreachable, 1 other`
+
+export interface Flags {
   readonly home: string
   readonly name: string | undefined
+  readonly passwordFile: string | undefined
+  readonly routers: ReadonlyArray<string> | undefined
+  readonly ip: string
+  readonly tcpPort: number | undefined
+  readonly rpc: string | undefined
+  readonly walletKey: Hex | undefined
+  readonly chainPort: number
+  readonly reset: boolean
   readonly verbosity: number
   readonly detached: boolean
 }
 
-const parseFlags = (argv: ReadonlyArray<string>): Flags | string => {
-  let home: string | undefined
-  let name: string | undefined
-  let verbosity = 0
-  let detached = false
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!
-    const value = () => argv[++i]
-    if (a === "-h" || a === "--help") return USAGE
-    else if (a === "--home") home = value()
-    else if (a === "--name") name = value()
-    else if (a === "-v" || a === "--verbosity") verbosity = Number(value())
-    else if (a === "--detached") detached = true
-    else return `unknown argument ${a}\n\n${USAGE}`
-  }
-  if (home === undefined) return `--home is required\n\n${USAGE}`
-  if (!Number.isInteger(verbosity) || verbosity < 0 || verbosity > 3) return `--verbosity takes 0-3`
-  if (name !== undefined && !/^[a-z0-9.-]+$/.test(name)) return `--name: ${name} is not a valid node name ([a-z0-9.-])`
-  return { home, name, verbosity, detached }
+const port = (text: string | undefined, flag: string): number | string | undefined => {
+  if (text === undefined) return undefined
+  const n = Number(text)
+  return Number.isInteger(n) && n > 0 && n < 65536 ? n : `${flag} takes a port number 1-65535, not ${text}`
 }
 
-export const main = (argv: ReadonlyArray<string>) => {
-  const flags = parseFlags(argv)
-  if (typeof flags === "string") {
-    const isHelp = flags === USAGE
-    ;(isHelp ? process.stdout : process.stderr).write(`${flags}\n`)
-    process.exitCode = isHelp ? 0 : 2
-    return
+export const parseFlags = (argv: ReadonlyArray<string>): Flags | string => {
+  let v: ReturnType<typeof parse>["values"]
+  const parse = (args: ReadonlyArray<string>) =>
+    parseArgs({
+      args: [...args],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        home: { type: "string" },
+        name: { type: "string" },
+        "password-file": { type: "string" },
+        routers: { type: "string" },
+        ip: { type: "string" },
+        "tcp-port": { type: "string" },
+        rpc: { type: "string" },
+        "wallet-key": { type: "string" },
+        "chain-port": { type: "string" },
+        reset: { type: "boolean" },
+        verbosity: { type: "string", short: "v" },
+        detached: { type: "boolean" },
+        help: { type: "boolean", short: "h" }
+      }
+    })
+  try {
+    v = parse(argv).values
+  } catch (e) {
+    const unknown = /Unknown option '([^']+)'/.exec(e instanceof Error ? e.message : "")
+    if (unknown !== null) return `unknown argument ${unknown[1]}\n\n${USAGE}`
+    return `${e instanceof Error ? e.message.split(". ")[0] : String(e)}\n\n${USAGE}`
   }
-  const program = Effect.gen(function*() {
+  if (v.help === true) return USAGE
+  if (v.home === undefined) return `--home is required\n\n${USAGE}`
+  const verbosity = Number(v.verbosity ?? "0")
+  if (!Number.isInteger(verbosity) || verbosity < 0 || verbosity > 3) return `--verbosity takes 0-3`
+  if (v.name !== undefined && !/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(v.name)) {
+    return `--name: ${v.name} is not a valid node name (labels of a-z, 0-9 and -, separated by dots, e.g. alice.os)`
+  }
+  const tcpPort = port(v["tcp-port"], "--tcp-port")
+  const chainPort = port(v["chain-port"], "--chain-port")
+  if (typeof tcpPort === "string") return tcpPort
+  if (typeof chainPort === "string") return chainPort
+  const walletKey = v["wallet-key"]
+  if (walletKey !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(walletKey)) return `--wallet-key takes a 0x-prefixed 32-byte hex private key`
+  if (walletKey !== undefined && v.rpc === undefined) return `--wallet-key goes with --rpc`
+  const routers = v.routers === undefined ? undefined : v.routers.split(",").map((r) => r.trim()).filter((r) => r !== "")
+  return {
+    home: v.home,
+    name: v.name,
+    passwordFile: v["password-file"],
+    routers,
+    ip: v.ip ?? "127.0.0.1",
+    tcpPort,
+    rpc: v.rpc,
+    walletKey: walletKey as Hex | undefined,
+    chainPort: chainPort ?? 8545,
+    reset: v.reset === true,
+    verbosity,
+    detached: v.detached === true
+  }
+}
+
+/** The password: `--password-file`, else `KINODE_PASSWORD`, else asked (hidden) on a terminal. */
+const password = (flags: Flags) => (name: string) =>
+  Effect.suspend(() => {
+    if (flags.passwordFile !== undefined) {
+      const file = flags.passwordFile
+      return Effect.try({
+        try: () => fs.readFileSync(file, "utf8").replace(/\r?\n$/, ""),
+        catch: (e) => new Error(`cannot read --password-file ${file}: ${e instanceof Error ? e.message : String(e)}`)
+      })
+    }
+    const env = process.env["KINODE_PASSWORD"]
+    if (env !== undefined && env !== "") return Effect.succeed(env)
+    return ask(`password for ${name}`, { hidden: true, missing: "password" })
+  })
+
+const askName = ask("node name to register", {
+  suggestion: `node-${crypto.randomBytes(3).toString("hex")}.os`,
+  missing: "node name"
+})
+
+const exitCodeOf = (e: unknown): number => {
+  switch ((e as { _tag?: string })._tag) {
+    case "NoTerminal":
+    case "NameRequired":
+    case "InvalidNodeName":
+    case "InvalidName":
+    case "ParentNotFound":
+      return 2
+    case "WrongPassword":
+      return 3
+    case "NetKeyMismatch":
+    case "NameTaken":
+    case "KeyfileCorrupt":
+      return 4
+    case "ChainUnavailable":
+      return 5
+    default:
+      return 1
+  }
+}
+
+/** The chain: `--rpc`, or the embedded anvil (started or joined), with a registry client. */
+const connectChain = (flags: Flags) =>
+  Effect.gen(function*() {
+    if (flags.rpc !== undefined) {
+      const registry = yield* makeRegistry({ url: flags.rpc, ...(flags.walletKey === undefined ? {} : { walletKey: flags.walletKey }) })
+      return { registry, anvil: undefined }
+    }
+    const anvil = yield* startAnvil(embeddedOptions(flags.chainPort)).pipe(
+      Effect.mapError((e) => e._tag === "ChainUnavailable" ? e : new ChainUnavailable({ url: `http://127.0.0.1:${flags.chainPort}`, reason: e._tag }))
+    )
+    const registry = yield* makeRegistry({ url: anvil.url, chainId: anvil.chainId })
+    return { registry, anvil }
+  })
+
+const runNode = (flags: Flags) =>
+  Effect.gen(function*() {
     const kernel = yield* Kernel
     const printout = yield* Printout
     yield* kernel.boot
@@ -67,5 +190,51 @@ export const main = (argv: ReadonlyArray<string>) => {
     yield* readLoop
     printout.print(0, "kernel", "shutting down")
   })
-  NodeRuntime.runMain(Effect.scoped(program).pipe(Effect.provide(Layer.fresh(NodeLive(flags)))), { disableErrorReporting: false })
+
+export const main = (argv: ReadonlyArray<string>) => {
+  const flags = parseFlags(argv)
+  if (typeof flags === "string") {
+    const isHelp = flags === USAGE
+    ;(isHelp ? process.stdout : process.stderr).write(`${flags}\n`)
+    process.exitCode = isHelp ? 0 : 2
+    return
+  }
+  const say = (line: string) => void process.stdout.write(`${line}\n`)
+  const program = Effect.gen(function*() {
+    const home = path.resolve(flags.home)
+    yield* Effect.sync(() => fs.mkdirSync(home, { recursive: true }))
+    const chain = yield* Effect.result(connectChain(flags))
+    const registry = chain._tag === "Success" ? chain.success.registry : chain.failure
+    const anvil = chain._tag === "Success" ? chain.success.anvil : undefined
+    if (anvil !== undefined) {
+      say(`chain: anvil at ${anvil.url} (${anvil.mode === "started" ? "started by this node" : "joined"}), registry at ${KIMAP_ADDRESS}`)
+    } else if (chain._tag === "Success") say(`chain: ${chain.success.registry.url} (chain id ${chain.success.registry.chainId}), registry at ${KIMAP_ADDRESS}`)
+    const loggedIn = yield* login({
+      home,
+      name: flags.name,
+      password: password(flags),
+      askName,
+      routers: flags.routers,
+      ip: flags.ip,
+      tcpPort: flags.tcpPort,
+      reset: flags.reset,
+      registry,
+      walletKey: flags.walletKey,
+      fund: anvil !== undefined ? fundOnAnvil(anvil.url) : undefined,
+      say
+    })
+    say(`${loggedIn.name}: networking key ${publicKeyHex(loggedIn.key)}${loggedIn.firstBoot ? " (new)" : ""}`)
+    yield* runNode(flags).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.fresh(NodeLive({ home, verbosity: flags.verbosity, identity: ChainIdentity(loggedIn) })))
+    )
+  }).pipe(
+    Effect.catch((e: unknown) =>
+      Effect.sync(() => {
+        process.stderr.write(`${describeLoginFailure(e)}\n`)
+        process.exitCode = exitCodeOf(e)
+      })
+    )
+  )
+  NodeRuntime.runMain(Effect.scoped(program), { disableErrorReporting: false })
 }

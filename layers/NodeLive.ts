@@ -6,7 +6,7 @@ import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import { Home } from "../src/Home.ts"
 import { KernelConfig } from "../src/Kernel.ts"
-import { KeyFileIdentity } from "../services/identity/index.ts"
+import type { Identity } from "../src/Identity.ts"
 import { KernelStoreLmdb } from "../services/kernel-store/KernelStoreLmdb.ts"
 import { Lmdb } from "../services/lmdb/Lmdb.ts"
 import { NetOfflineModule, NetOfflinePort } from "../services/net/index.ts"
@@ -19,9 +19,9 @@ import { StorageLive } from "./Storage.ts"
 
 export interface NodeOptions {
   readonly home: string
-  /** Node name; by default derived from the node key. */
-  readonly name: string | undefined
   readonly verbosity: number
+  /** Who the node is: `ChainIdentity` after login, `EphemeralIdentity` for throwaway nodes. */
+  readonly identity: Layer.Layer<Identity>
 }
 
 export const HomeDir = (dir: string) =>
@@ -40,7 +40,7 @@ export const NodeLive = (options: NodeOptions) =>
     Layer.provide(KernelStoreLmdb),
     Layer.provideMerge(Lmdb.layer),
     Layer.provideMerge(KernelConfig.layer(1024)),
-    Layer.provideMerge(KeyFileIdentity(options.name)),
+    Layer.provideMerge(options.identity),
     Layer.provideMerge(TerminalPrintout(options.verbosity)),
     Layer.provideMerge(HomeDir(options.home))
   )

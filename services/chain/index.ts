@@ -47,3 +47,4 @@ export {
   loadArtifacts
 } from "./Artifacts.ts"
 export type { RpcPolicy } from "./internal/rpc.ts"
+export { fundOnAnvil } from "./Faucet.ts"

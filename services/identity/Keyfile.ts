@@ -105,10 +105,7 @@ export class KeyfileIoError extends Schema.TaggedError<KeyfileIoError>()("Keyfil
   cause: Schema.Defect()
 }) {}
 
-/**
- * The node name is the Argon2 salt and is shorter than Argon2's 8-byte minimum. Kinode
- * has the same limit (its login panics "password hashing failed" for such names).
- */
+/** The node name (the Argon2 salt) is empty. */
 export class PasswordSaltTooShort extends Schema.TaggedError<PasswordSaltTooShort>()("PasswordSaltTooShort", {
   name: Schema.String,
   bytes: Schema.Int
@@ -133,12 +130,16 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
 /**
  * `password_hash` as Kinode's register UI and `--password` compute it: Argon2id
  * (v0x13, t = 2, m = 19 456 KiB, p = 1, 32 bytes), salt = the node name, as `0x`-hex.
+ *
+ * A name under Argon2's 8-byte salt minimum (`bob.os`) cannot be hashed by Kinode at
+ * all (its login panics) [quirk]; here its salt is the name padded with NUL bytes to 8,
+ * so such names work (no Kinode keyfile for them can exist to disagree with).
  */
 export const passwordHash = Effect.fn("Keyfile.passwordHash")(function*(password: string, name: string) {
-  const salt = utf8.encode(name)
-  if (salt.length < ARGON2_MIN_SALT_BYTES) {
-    return yield* new PasswordSaltTooShort({ name, bytes: salt.length })
-  }
+  const named = utf8.encode(name)
+  if (named.length === 0) return yield* new PasswordSaltTooShort({ name, bytes: 0 })
+  const salt = named.length >= ARGON2_MIN_SALT_BYTES ? named : new Uint8Array(ARGON2_MIN_SALT_BYTES)
+  if (salt !== named) salt.set(named)
   // Parameters are checked above; any rejection left is a bug in hash-wasm, a defect.
   const hex = yield* Effect.promise(() =>
     argon2id({

@@ -1,3 +1,16 @@
-/** The node's identity (the `Identity` port's layers): the public surface. */
-export { EphemeralIdentity, KeyFileIdentity, NodeKeyError } from "./LocalIdentity.ts"
+/** The node's identity: keys, keyfile, login, and the `Identity` port's layers. */
+export { ChainIdentity, EphemeralIdentity, identityFromKey } from "./Identities.ts"
+export * from "./Keyfile.ts"
+export {
+  describeLoginFailure,
+  firstFreePort,
+  KeyfileUnreadable,
+  type LoggedIn,
+  login,
+  type LoginOptions,
+  NameRequired,
+  NetKeyMismatch,
+  walletKeyOf
+} from "./Login.ts"
+export * from "./NetworkingKey.ts"
 export { makePki } from "./Pki.ts"

@@ -2,14 +2,35 @@
  * The node as a user runs it: `node dist/main.js --home <dir>` in a child process,
  * commands typed on stdin, answers read from stdout; stop it, start it again.
  */
-import { assert, describe, it } from "@effect/vitest"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 
+import { startTestChain, type TestChain } from "../support/TestChain.ts"
+
 const root = path.resolve(import.meta.dirname, "../..")
 const main = path.join(root, "dist/main.js")
+
+// Every node of this file registers on one test-owned anvil; each home gets its own name.
+let chain: TestChain
+let passwordFile: string
+beforeAll(async () => {
+  chain = await startTestChain()
+  passwordFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "kinode-ts-pw-")), "pw")
+  fs.writeFileSync(passwordFile, "correct horse\n")
+}, 30_000)
+afterAll(async () => {
+  await chain?.stop()
+})
+
+const names = new Map<string, string>()
+const nameFor = (home: string) => {
+  let name = names.get(home)
+  if (name === undefined) names.set(home, name = `cli-${names.size}-${process.pid}.dev`)
+  return name
+}
 
 interface Running {
   readonly child: ChildProcessWithoutNullStreams
@@ -19,7 +40,8 @@ interface Running {
 }
 
 const start = (home: string, extra: ReadonlyArray<string> = [], node = "node"): Running => {
-  const child = spawn(node, [main, "--home", home, ...extra], { cwd: root, env: { ...process.env, PATH: `${path.join(root, "node_modules/.bin")}:${process.env["PATH"]}` } })
+  const identity = ["--name", nameFor(home), "--password-file", passwordFile, "--chain-port", String(chain.port)]
+  const child = spawn(node, [main, "--home", home, ...identity, ...extra], { cwd: root, env: { ...process.env, PATH: `${path.join(root, "node_modules/.bin")}:${process.env["PATH"]}` } })
   let out = ""
   child.stdout.on("data", (d: Buffer) => (out += d.toString()))
   child.stderr.on("data", (d: Buffer) => (out += d.toString()))

@@ -1,0 +1,226 @@
+/**
+ * First boot and login: who this node is, proven by its keyfile and written on chain.
+ *
+ * First boot (no `<home>/.keys`): a fresh networking key, the name registered on the
+ * chain with its `~net-key` and either `~ip` + `~tcp-port` (direct) or `~routers`
+ * (indirect), then Kinode's encrypted keyfile written. The keyfile is written only
+ * after the registration succeeded, so a refused registration (a name someone else
+ * owns, a chain that does not answer) leaves the home as it was.
+ *
+ * Later boots: the keyfile decrypted with the password (a wrong one changes nothing on
+ * disk), then the node's own notes read from the chain: a `~net-key` that differs from
+ * the keyfile's refuses the boot (as Kinode does), unless `reset` asks to write this
+ * key. A name missing on chain (a fresh development chain) is registered again. A chain
+ * that does not answer does not stop the boot: the node runs on its keyfile and says so.
+ *
+ * Each node owns its name with a wallet derived from its networking key's seed, so
+ * the wallet is as safe as the keyfile and two homes never share an owner: a name
+ * another node registered is `NameTaken`, never overwritten. On the embedded chain the
+ * wallet is funded by anvil; with `--rpc` a `walletKey` pays and owns instead.
+ */
+import { Effect, Schema } from "effect"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import { type Hex, keccak256 } from "viem"
+import type { RegistryShape } from "../chain/index.ts"
+import { ChainUnavailable, NameNotFound } from "../chain/index.ts"
+import {
+  decodeKeyfile,
+  encodeKeyfile,
+  generateSecrets,
+  keyfileNameAndRouters,
+  keyfilePath,
+  passwordHash,
+  writeKeyfile
+} from "./Keyfile.ts"
+import { generate, type NetworkingKey, publicKeyHex } from "./NetworkingKey.ts"
+
+export class NetKeyMismatch extends Schema.TaggedError<NetKeyMismatch>()("NetKeyMismatch", {
+  name: Schema.String,
+  onChain: Schema.String,
+  inKeyfile: Schema.String
+}) {}
+
+export class KeyfileUnreadable extends Schema.TaggedError<KeyfileUnreadable>()("KeyfileUnreadable", {
+  file: Schema.String,
+  reason: Schema.String
+}) {}
+
+export class NameRequired extends Schema.TaggedError<NameRequired>()("NameRequired", {
+  reason: Schema.String
+}) {}
+
+export interface LoginOptions {
+  readonly home: string
+  /** `--name`; on a later boot it must match the keyfile's. */
+  readonly name: string | undefined
+  /** The password (from a file, the environment, or asked); only called when needed. */
+  readonly password: (name: string) => Effect.Effect<string, unknown>
+  /** Asks for a name on first boot when `name` is undefined. */
+  readonly askName: Effect.Effect<string, unknown>
+  /** `--routers`: register indirect through these; otherwise direct. */
+  readonly routers: ReadonlyArray<string> | undefined
+  /** Direct: the IP to register (default 127.0.0.1) and TCP port (default first free from 10000). */
+  readonly ip: string
+  readonly tcpPort: number | undefined
+  /** Write this node's key and routing to the chain even if the chain holds another key. */
+  readonly reset: boolean
+  /** The chain's registry, or why it cannot be reached (a later boot then runs on the keyfile). */
+  readonly registry: RegistryShape | ChainUnavailable
+  /** Pays for and owns registrations (`--wallet-key`); default: derived from the networking key. */
+  readonly walletKey: Hex | undefined
+  /** Funds a derived wallet (the embedded chain's anvil); undefined when it cannot be funded. */
+  readonly fund: ((address: Hex) => Effect.Effect<void, unknown>) | undefined
+  readonly say: (line: string) => void
+}
+
+export interface LoggedIn {
+  readonly name: string
+  readonly key: NetworkingKey
+  readonly jwtSecret: Uint8Array
+  readonly fileKey: Uint8Array
+  readonly routers: ReadonlyArray<string>
+  readonly firstBoot: boolean
+  /** Whether the chain confirmed the key (false: it could not be reached). */
+  readonly onChain: boolean
+}
+
+/** The wallet that owns this node's name: keccak256 of a label and the key's seed. */
+export const walletKeyOf = (key: NetworkingKey): Hex =>
+  keccak256(new Uint8Array([...new TextEncoder().encode("kinode-ts name owner v1"), ...key.seed]))
+
+/** The first free TCP port on 127.0.0.1 from `from` (Kinode's default for `~tcp-port` is from 10000). */
+export const firstFreePort = (from: number) =>
+  Effect.promise(async () => {
+    for (let port = from; port < from + 1000; port++) {
+      const free = await new Promise<boolean>((resolve) => {
+        const server = net.createServer()
+        server.once("error", () => resolve(false))
+        server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)))
+      })
+      if (free) return port
+    }
+    return 0
+  })
+
+export const login = Effect.fn("Identity.login")(function*(options: LoginOptions) {
+  const file = keyfilePath(options.home)
+  const exists = yield* Effect.sync(() => fs.existsSync(file))
+  if (!exists) return yield* firstBoot(options, file)
+  return yield* laterBoot(options, file)
+})
+
+const registryOf = (options: LoginOptions) =>
+  options.registry instanceof ChainUnavailable ? Effect.fail(options.registry) : Effect.succeed(options.registry)
+
+const registerOwn = Effect.fn("Identity.register")(function*(options: LoginOptions, name: string, key: NetworkingKey) {
+  const registry = yield* registryOf(options)
+  const walletKey = options.walletKey ?? walletKeyOf(key)
+  if (options.walletKey === undefined && options.fund !== undefined) {
+    const { privateKeyToAddress } = yield* Effect.promise(() => import("viem/accounts"))
+    yield* options.fund(privateKeyToAddress(walletKey))
+  }
+  if (options.routers !== undefined && options.routers.length > 0) {
+    const r = yield* registry.registerIndirect({ name, netKey: key.publicKey, routers: options.routers, walletKey })
+    return { how: `indirect through ${options.routers.join(", ")}`, registered: r }
+  }
+  const tcpPort = options.tcpPort ?? (yield* firstFreePort(10000))
+  const r = yield* registry.registerDirect({ name, netKey: key.publicKey, ip: options.ip, tcpPort, walletKey })
+  return { how: `direct at ${options.ip}:${tcpPort}`, registered: r }
+})
+
+const firstBoot = Effect.fn("Identity.firstBoot")(function*(options: LoginOptions, file: string) {
+  const name = options.name ?? (yield* options.askName)
+  const password = yield* options.password(name)
+  const key = yield* generate
+  const hash = yield* passwordHash(password, name)
+  const secrets = yield* generateSecrets
+  const registry = yield* registryOf(options)
+  const { how, registered } = yield* registerOwn(options, name, key)
+  options.say(`registered ${name} on ${registry.url} (chain ${registry.chainId}), ${how}, in block ${registered.blockNumber}`)
+  const routers = options.routers ?? []
+  const bytes = yield* encodeKeyfile({ name, routers, key, ...secrets }, hash)
+  yield* writeKeyfile(file, bytes)
+  return { name, key, ...secrets, routers, firstBoot: true, onChain: true } satisfies LoggedIn
+})
+
+const laterBoot = Effect.fn("Identity.laterBoot")(function*(options: LoginOptions, file: string) {
+  const bytes = yield* Effect.tryPromise({
+    try: () => fs.promises.readFile(file),
+    catch: (cause) => new KeyfileUnreadable({ file, reason: String(cause) })
+  })
+  const { name } = yield* keyfileNameAndRouters(bytes, file)
+  if (options.name !== undefined && options.name !== name) {
+    return yield* new NameRequired({ reason: `this home belongs to ${name}, not ${options.name} (drop --name, or use another --home)` })
+  }
+  const password = yield* options.password(name)
+  const hash = yield* passwordHash(password, name)
+  const contents = yield* decodeKeyfile(bytes, hash, { file })
+  const ours = publicKeyHex(contents.key).toLowerCase()
+  const withRouters = { ...options, routers: options.routers ?? (contents.routers.length > 0 ? contents.routers : undefined) }
+  const record = yield* Effect.result(Effect.flatMap(registryOf(options), (registry) => registry.readNode(name)))
+  let onChain = true
+  if (record._tag === "Failure") {
+    const e = record.failure
+    if (e instanceof NameNotFound) {
+      const { how } = yield* registerOwn(withRouters, name, contents.key)
+      options.say(`${name} was not on the chain (a new chain?): registered again, ${how}`)
+    } else if (e instanceof ChainUnavailable) {
+      options.say(`the chain at ${e.url} does not answer (${e.reason}): booting on the keyfile; names will be checked when it is back`)
+      onChain = false
+    } else return yield* e
+  } else {
+    const onChainKey = (record.success.netKey ?? "").toLowerCase()
+    if (onChainKey !== ours) {
+      if (!options.reset) {
+        return yield* new NetKeyMismatch({ name, onChain: onChainKey === "" ? "(none)" : onChainKey, inKeyfile: ours })
+      }
+      const { how } = yield* registerOwn(withRouters, name, contents.key)
+      options.say(`--reset: wrote this node's key to ${name} on chain, ${how}`)
+    }
+  }
+  return {
+    name,
+    key: contents.key,
+    jwtSecret: contents.jwtSecret,
+    fileKey: contents.fileKey,
+    routers: contents.routers,
+    firstBoot: false,
+    onChain
+  } satisfies LoggedIn
+})
+
+/** The one line a user sees for a login failure, with what to do about it. */
+export const describeLoginFailure = (e: unknown): string => {
+  const tag = (e as { _tag?: string })._tag
+  const f = e as Record<string, unknown>
+  switch (tag) {
+    case "WrongPassword":
+      return `wrong password for the keyfile ${String(f["file"])}; nothing was changed`
+    case "KeyfileCorrupt":
+      return `the keyfile ${String(f["file"])} is damaged (${String(f["reason"])}): restore it from a backup; nothing was changed`
+    case "KeyfileUnreadable":
+      return `cannot read the keyfile ${String(f["file"])}: ${String(f["reason"])}`
+    case "NetKeyMismatch":
+      return `${String(f["name"])}'s ~net-key on chain is ${String(f["onChain"])}, but this node's keyfile holds 0x${String(f["inKeyfile"]).replace(/^0x/, "")}: ` +
+        `boot with the keyfile that registered ${String(f["name"])}, or add --reset to write this node's key to the chain (only the name's owner can)`
+    case "NameTaken":
+      return `${String(f["name"])} is already registered by ${String(f["owner"])}: choose another --name; nothing was written`
+    case "ParentNotFound":
+      return `cannot register ${String(f["name"])}: its parent ${String(f["parent"])} does not exist on this chain (use a name under .os or .dev)`
+    case "InvalidNodeName":
+    case "InvalidName":
+      return `${String(f["name"] ?? "")} is not a valid node name (labels of a-z, 0-9 and -, separated by dots, e.g. alice.os)`
+    case "ChainUnavailable":
+      return `the chain at ${String(f["url"])} does not answer (${String(f["reason"])}); nothing was written`
+    case "NameRequired":
+      return String(f["reason"])
+    case "NoTerminal":
+      return `no ${String(f["missing"])} given and no terminal to ask: pass ${f["missing"] === "password" ? "--password-file <file> or KINODE_PASSWORD" : "--name <name>"}`
+    case "Reverted":
+      return `the registry refused: ${String(f["operation"])}: ${String(f["error"])}`
+    default:
+      return `login failed: ${e instanceof Error ? e.message : String(e)}`
+  }
+}
+

@@ -1,0 +1,207 @@
+/**
+ * Identity as a user meets it: `node dist/main.js` registering names on a real anvil
+ * (started by this file), the keyfile, later boots, and every way login can go wrong.
+ */
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { makeRegistry, namehash } from "../../services/chain/index.ts"
+import { encodeKeyfile, generate, generateSecrets, passwordHash } from "../../services/identity/index.ts"
+import { startTestChain, type TestChain } from "../support/TestChain.ts"
+
+const root = path.resolve(import.meta.dirname, "../..")
+const main = path.join(root, "dist/main.js")
+
+let chain: TestChain
+let pw: string
+let badPw: string
+const tmp: Array<string> = []
+const mkdir = (prefix: string) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  tmp.push(dir)
+  return dir
+}
+
+beforeAll(async () => {
+  chain = await startTestChain()
+  const dir = mkdir("kinode-ts-pw-")
+  pw = path.join(dir, "pw")
+  badPw = path.join(dir, "bad")
+  fs.writeFileSync(pw, "correct horse\n")
+  fs.writeFileSync(badPw, "wrong horse\n")
+}, 30_000)
+afterAll(async () => {
+  await chain?.stop()
+  for (const d of tmp) fs.rmSync(d, { recursive: true, force: true })
+})
+
+interface Run {
+  readonly child: ChildProcessWithoutNullStreams
+  readonly output: () => string
+  readonly waitFor: (pattern: RegExp, ms?: number) => Promise<string>
+  readonly exited: Promise<number | null>
+}
+
+const run = (args: ReadonlyArray<string>, port = chain.port): Run => {
+  const child = spawn("node", [main, "--chain-port", String(port), ...args], {
+    cwd: root,
+    env: { ...process.env, KINODE_PASSWORD: "", PATH: `${path.join(root, "node_modules/.bin")}:${process.env["PATH"]}` }
+  })
+  let out = ""
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()))
+  child.stderr.on("data", (d: Buffer) => (out += d.toString()))
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  const waitFor = (pattern: RegExp, ms = 30_000) =>
+    new Promise<string>((resolve, reject) => {
+      const t0 = Date.now()
+      const poll = () => {
+        const m = pattern.exec(out)
+        if (m !== null) return resolve(m[0])
+        if (Date.now() - t0 > ms) return reject(new Error(`timed out waiting for ${pattern}; output:\n${out}`))
+        setTimeout(poll, 20)
+      }
+      poll()
+    })
+  return { child, output: () => out, waitFor, exited }
+}
+
+/** Boots until the prompt, then ends input (Ctrl-D); the whole output and exit code. */
+const bootOnce = async (args: ReadonlyArray<string>, port?: number) => {
+  const r = run(args, port)
+  r.child.stdin.end()
+  const code = await r.exited
+  return { code, out: r.output() }
+}
+
+const readNode = (url: string, name: string) =>
+  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const registry = yield* makeRegistry({ url, chainId: 31337 })
+    return yield* registry.readNode(name)
+  })))
+
+const uniq = (label: string) => `${label}-${process.pid}-${Math.floor(Math.random() * 1e6)}`
+
+describe("identity on a chain", () => {
+  it("first boot registers the name (direct) and writes Kinode's keyfile; a later boot logs in with the password", async () => {
+    const home = mkdir("kinode-ts-id-")
+    const name = `${uniq("alice")}.os`
+    const first = await bootOnce(["--home", home, "--name", name, "--password-file", pw, "--tcp-port", "10123"])
+    assert.strictEqual(first.code, 0, first.out)
+    assert.match(first.out, new RegExp(`registered ${name} on ${chain.url} \\(chain 31337\\), direct at 127\\.0\\.0\\.1:10123`))
+    const key = /networking key (0x[0-9a-f]{64}) \(new\)/.exec(first.out)?.[1]
+    assert.isDefined(key, first.out)
+    // Kinode's keyfile: [name, routers, salt(32), net, jwt, file]
+    const keyfile = JSON.parse(fs.readFileSync(path.join(home, ".keys"), "utf8")) as Array<unknown>
+    assert.strictEqual(keyfile.length, 6)
+    assert.strictEqual(keyfile[0], name)
+    assert.deepStrictEqual(keyfile[1], [])
+    assert.strictEqual((keyfile[2] as Array<number>).length, 32)
+    assert.strictEqual(fs.statSync(path.join(home, ".keys")).mode & 0o777, 0o600)
+    // the chain holds the key and how to reach the node
+    const record = await readNode(chain.url, name)
+    assert.strictEqual(record.netKey, key)
+    assert.strictEqual(record.ip, "127.0.0.1")
+    assert.strictEqual(record.tcpPort, 10123)
+    // later boot: no --name needed, same key, not "new"
+    const later = await bootOnce(["--home", home, "--password-file", pw])
+    assert.strictEqual(later.code, 0, later.out)
+    assert.include(later.out, `${name}: networking key ${key}\n`)
+    assert.match(later.out, new RegExp(`node ${name.replace(/\./g, "\\.")} booted`))
+  }, 90_000)
+
+  it("a wrong password is one line and exit code 3, and changes nothing on disk", async () => {
+    const home = mkdir("kinode-ts-id-")
+    const name = `${uniq("carol")}.dev`
+    assert.strictEqual((await bootOnce(["--home", home, "--name", name, "--password-file", pw])).code, 0)
+    const before = fs.readFileSync(path.join(home, ".keys"))
+    const listing = fs.readdirSync(home).sort()
+    const wrong = await bootOnce(["--home", home, "--password-file", badPw])
+    assert.strictEqual(wrong.code, 3)
+    assert.include(wrong.out, `wrong password for the keyfile ${path.join(home, ".keys")}; nothing was changed`)
+    assert.notInclude(wrong.out, "booted")
+    assert.deepStrictEqual(fs.readFileSync(path.join(home, ".keys")), before)
+    assert.deepStrictEqual(fs.readdirSync(home).sort(), listing)
+  }, 90_000)
+
+  it("without a terminal, a missing name or password is named in one line (exit 2)", async () => {
+    const noName = await bootOnce(["--home", mkdir("kinode-ts-id-"), "--password-file", pw])
+    assert.strictEqual(noName.code, 2)
+    assert.include(noName.out, "no node name given and no terminal to ask: pass --name <name>")
+    const noPassword = await bootOnce(["--home", mkdir("kinode-ts-id-"), "--name", `${uniq("dave")}.os`])
+    assert.strictEqual(noPassword.code, 2)
+    assert.include(noPassword.out, "no password given and no terminal to ask: pass --password-file <file> or KINODE_PASSWORD")
+  }, 60_000)
+
+  it("a name another node registered is refused (exit 4) and nothing is written", async () => {
+    const name = `${uniq("erin")}.os`
+    assert.strictEqual((await bootOnce(["--home", mkdir("kinode-ts-id-"), "--name", name, "--password-file", pw])).code, 0)
+    const before = await readNode(chain.url, name)
+    const thief = mkdir("kinode-ts-id-")
+    const taken = await bootOnce(["--home", thief, "--name", name, "--password-file", pw])
+    assert.strictEqual(taken.code, 4)
+    assert.include(taken.out, `${name} is already registered by ${before.owner}: choose another --name; nothing was written`)
+    assert.isFalse(fs.existsSync(path.join(thief, ".keys")))
+    assert.deepStrictEqual(await readNode(chain.url, name), before)
+  }, 90_000)
+
+  it("a keyfile whose key differs from the chain's ~net-key refuses the boot and says how to fix it", async () => {
+    const name = `${uniq("frank")}.os`
+    assert.strictEqual((await bootOnce(["--home", mkdir("kinode-ts-id-"), "--name", name, "--password-file", pw])).code, 0)
+    const onChain = (await readNode(chain.url, name)).netKey!
+    // another home holding a keyfile for the same name with another key
+    const impostor = mkdir("kinode-ts-id-")
+    const bytes = await Effect.runPromise(Effect.gen(function*() {
+      const key = yield* generate
+      const hash = yield* passwordHash("correct horse", name)
+      return yield* encodeKeyfile({ name, routers: [], key, ...(yield* generateSecrets) }, hash)
+    }))
+    fs.writeFileSync(path.join(impostor, ".keys"), bytes, { mode: 0o600 })
+    const refused = await bootOnce(["--home", impostor, "--password-file", pw])
+    assert.strictEqual(refused.code, 4)
+    assert.include(refused.out, `${name}'s ~net-key on chain is ${onChain}, but this node's keyfile holds 0x`)
+    assert.include(refused.out, "--reset")
+    // --reset from a home that does not own the name cannot take it
+    const reset = await bootOnce(["--home", impostor, "--password-file", pw, "--reset"])
+    assert.strictEqual(reset.code, 4)
+    assert.include(reset.out, "is already registered by")
+    assert.strictEqual((await readNode(chain.url, name)).netKey, onChain)
+  }, 90_000)
+
+  it("an indirect node is registered with its routers' namehashes", async () => {
+    const router = `${uniq("router")}.os`
+    assert.strictEqual((await bootOnce(["--home", mkdir("kinode-ts-id-"), "--name", router, "--password-file", pw])).code, 0)
+    const name = `${uniq("gina")}.os`
+    const home = mkdir("kinode-ts-id-")
+    const r = await bootOnce(["--home", home, "--name", name, "--password-file", pw, "--routers", router])
+    assert.strictEqual(r.code, 0, r.out)
+    assert.include(r.out, `indirect through ${router}`)
+    const record = await readNode(chain.url, name)
+    assert.deepStrictEqual(record.routers, [namehash(router)])
+    assert.isUndefined(record.ip)
+    const keyfile = JSON.parse(fs.readFileSync(path.join(home, ".keys"), "utf8")) as Array<unknown>
+    assert.deepStrictEqual(keyfile[1], [router])
+  }, 90_000)
+
+  it("a chain that does not answer: first boot refuses (exit 5, nothing written); a later boot runs on the keyfile and says so", async () => {
+    const own = await startTestChain()
+    const home = mkdir("kinode-ts-id-")
+    const name = `${uniq("hana")}.os`
+    try {
+      assert.strictEqual((await bootOnce(["--home", home, "--name", name, "--password-file", pw], own.port)).code, 0)
+    } finally {
+      await own.stop()
+    }
+    // nothing listens on own.port any more; --rpc names it so the node cannot start a chain there
+    const later = await bootOnce(["--home", home, "--password-file", pw, "--rpc", own.url])
+    assert.strictEqual(later.code, 0, later.out)
+    assert.match(later.out, /does not answer .*booting on the keyfile/)
+    assert.match(later.out, new RegExp(`node ${name.replace(/\./g, "\\.")} booted`))
+    const fresh = mkdir("kinode-ts-id-")
+    const first = await bootOnce(["--home", fresh, "--name", `${uniq("ivan")}.os`, "--password-file", pw, "--rpc", own.url])
+    assert.strictEqual(first.code, 5, first.out)
+    assert.isFalse(fs.existsSync(path.join(fresh, ".keys")))
+  }, 120_000)
+})

@@ -308,7 +308,7 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
     })
 
   // --- RPC ---
-  const rpc = (method: string, params: ReadonlyArray<unknown>): Effect.Effect<unknown, RpcError> =>
+  const rpc = (method: string, params: ReadonlyArray<unknown>, retries = 2): Effect.Effect<unknown, RpcError> =>
     Effect.tryPromise({
       try: () => {
         stats.rpcCalls++
@@ -321,7 +321,7 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
         orElse: () => Effect.fail(new RpcError({ method, reason: `no answer in ${Duration.format(rpcTimeout)}` }))
       }),
       Effect.tapError(() => Effect.sync(() => stats.rpcFailures++)),
-      Effect.retry({ times: 2, schedule: quickRetry })
+      Effect.retry({ times: retries, schedule: quickRetry })
     )
 
   const garbage = (method: string, what: string) => new RpcError({ method, reason: `unexpected answer: ${what}` })
@@ -336,7 +336,8 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
 
   const getLogs = (from: number, to: number, topics: ReadonlyArray<unknown>) =>
     Effect.flatMap(
-      rpc("eth_getLogs", [{ address: contract, fromBlock: toHex(from), toBlock: toHex(to), topics }]),
+      // A multi-block range that fails is split instead of retried (see `round`).
+      rpc("eth_getLogs", [{ address: contract, fromBlock: toHex(from), toBlock: toHex(to), topics }], to > from ? 0 : 2),
       (raw) => {
         const logs = decodeLogs(raw)
         if (Result.isFailure(logs)) return Effect.fail(garbage("eth_getLogs", "not a log list"))
@@ -423,16 +424,19 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
       return "idle" as const
     }
     const to = Math.min(head.number, from + chunk - 1)
-    const fetched = yield* Effect.all([
+    const result = yield* Effect.result(Effect.all([
       getLogs(from, to, [MINT_TOPIC]),
       getLogs(from, to, [NOTE_TOPIC, null, null, KNS_HASHES])
-    ], { concurrency: 2 }).pipe(
-      Effect.tapError(() =>
-        Effect.sync(() => {
-          chunk = Math.max(1, Math.floor(chunk / 2))
-        })
-      )
-    )
+    ], { concurrency: 2 }))
+    if (Result.isFailure(result)) {
+      // The head answered, the range did not: most likely a range or response-size cap
+      // (viem refuses bodies over 10 MiB, providers cap ranges): halve it, go on at once.
+      if (to === from) return yield* Effect.fail(result.failure)
+      chunk = Math.max(1, Math.floor((to - from + 1) / 2))
+      yield* Effect.logWarning(`kns-indexer: eth_getLogs ${from}..${to} failed (${result.failure.reason}); trying ${chunk} blocks`)
+      return "more" as const
+    }
+    const fetched = result.success
     if (gen !== generation) return "more" as const
     chunk = Math.min(maxChunk, chunk * 2)
     stats.ranges++

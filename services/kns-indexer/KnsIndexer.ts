@@ -24,7 +24,7 @@
  * `checkpointBlocks` final blocks or `checkpointInterval`, when the backfill is done,
  * and when the layer's scope closes.
  */
-import { Clock, Context, Duration, Effect, Layer, Result, Schedule, Schema } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Result, Schedule, Schema } from "effect"
 import type { Hex } from "viem"
 import { createPublicClient, decodeAbiParameters, decodeFunctionResult, encodeFunctionData, hexToBytes, http, webSocket, zeroAddress } from "viem"
 import { Address, ProcessId } from "../../src/Ids.ts"
@@ -32,6 +32,7 @@ import { Identity, NodeRecord } from "../../src/Identity.ts"
 import { ModuleHost } from "../../src/ModuleHost.ts"
 import * as ServiceShell from "../../src/ServiceShell.ts"
 import {
+  Anvil,
   BASE_CHAIN_ID,
   decodeIp,
   decodeNetKey,
@@ -153,6 +154,14 @@ export class KnsIndexer extends Context.Service<KnsIndexer, {
   static readonly layerNode = (config: KnsIndexerConfig) =>
     KnsIndexer.serve.pipe(Layer.provideMerge(Layer.unwrap(Effect.map(ModuleHost, (host) =>
       KnsIndexer.layer({ ...config, authorizeReset: config.authorizeReset ?? resetRule(host) })))))
+
+  /**
+   * `layerNode` on the embedded chain (`Anvil` of services/chain): Kimap at its address,
+   * indexed from block 0 (the installer's `init` mints the zones, so nothing is seeded).
+   */
+  static readonly layerAnvil = (config: Partial<KnsIndexerConfig> = {}) =>
+    Layer.unwrap(Effect.map(Anvil, (chain) =>
+      KnsIndexer.layerNode({ rpcUrl: chain.url, contract: KIMAP_ADDRESS, chainId: chain.chainId, firstBlock: 0, ...config })))
 }
 
 const MAX_IN_FLIGHT = 1024
@@ -449,8 +458,10 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
       }
       const known = hashes.get(log.blockNumber)
       if (known !== undefined && known !== log.blockHash) {
-        // The chain moved under us between the head read and getLogs: next round re-checks.
-        return "more" as const
+        // The chain moved under us between the head read and getLogs: the next round
+        // re-checks the recorded hashes (after a pause, in case the RPC keeps doing it).
+        yield* Effect.logWarning(`kns-indexer: log of block ${log.blockNumber} from another fork than its head; re-checking`)
+        return "idle" as const
       }
       logs.push(log)
     }
@@ -518,10 +529,17 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
       if (idle) caughtUp = true
       if (idle) yield* Effect.sleep(pollInterval)
     }
-  }).pipe(Effect.annotateLogs({ process: KNS_INDEXER }))
+  })
+
+  /** A defect (a bug) in a round must not end indexing: log it, pause, follow again. */
+  const supervised = Effect.forever(Effect.gen(function*() {
+    const exit = yield* Effect.exit(follower)
+    if (Exit.isFailure(exit)) yield* Effect.logError("kns-indexer: follower died; restarting in 1 s", Cause.pretty(exit.cause))
+    yield* Effect.sleep("1 second")
+  })).pipe(Effect.annotateLogs({ process: KNS_INDEXER }))
 
   yield* Effect.addFinalizer(() => Effect.suspend(() => state.lastFinalBlock > savedBlock ? saveCheckpoint : Effect.void))
-  yield* Effect.forkScoped(follower)
+  yield* Effect.forkScoped(supervised)
 
   // --- the API ---
   const readGet = (hash: Hex) =>
@@ -539,16 +557,28 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
       }
     )
 
+  /** Names the chain did not know, until when (ms): a flood of misses costs no RPC. */
+  const absent = new Map<string, number>()
+  const MISS_TTL = 10_000
+  const MAX_ABSENT = 10_000
+
   /** Kinode's `NodeInfo` miss: the name and its five notes read from the chain at its head. */
   const fetchNode = (name: string) =>
     Effect.gen(function*() {
       if (!validNodeName(name)) return undefined
+      const now = yield* Clock.currentTimeMillis
+      const until = absent.get(name)
+      if (until !== undefined && until > now) return undefined
       const hash = namehash(name)
       const [entry, ...notes] = yield* Effect.all(
         [readGet(hash), ...KNS_NOTE_LABELS.map((l) => readGet(leaf(hash, l)))],
         { concurrency: "unbounded" }
       )
-      if (entry!.tba === zeroAddress) return undefined
+      if (entry!.tba === zeroAddress) {
+        if (absent.size >= MAX_ABSENT) absent.clear()
+        absent.set(name, now + MISS_TTL)
+        return undefined
+      }
       const note = (label: typeof KNS_NOTE_LABELS[number]) => {
         const d = notes[KNS_NOTE_LABELS.indexOf(label)]!.data
         return d.length === 0 ? undefined : d

@@ -116,6 +116,23 @@ describe("kns-indexer on anvil", () => {
         yield* stop
       }))
 
+    it.effect("follows over WebSocket as well", () =>
+      Effect.gen(function*() {
+        const chain = yield* Anvil
+        const reg = registry(chain.url)
+        const contract = yield* Effect.promise(() => reg.deploy())
+        yield* Effect.promise(() => reg.mint("os"))
+        yield* Effect.promise(() => reg.register("wes.os", { key: KEY_A, ip: "127.0.0.1", ws: 9000 }))
+        const id = testIdentity()
+        const { stop } = yield* startIndexer(
+          KnsIndexer.layerWith(config(chain.wsUrl, contract), memoryCheckpoint()).pipe(Layer.provide(id.layer))
+        )
+        yield* eventually("wes", () => id.records.has("wes.os"))
+        yield* Effect.promise(() => reg.note("wes.os", "~ip", Uint8Array.of(10, 0, 0, 9)))
+        yield* eventually("wes's new ip", () => id.records.get("wes.os")!.ips[0] === "10.0.0.9", 5_000)
+        yield* stop
+      }))
+
     it.effect("NodeInfo miss reads the name from the chain, stores and pushes it", () =>
       Effect.gen(function*() {
         const chain = yield* Anvil

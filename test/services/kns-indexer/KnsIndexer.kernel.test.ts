@@ -5,15 +5,18 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Layer, Scope } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { testKernel } from "../../../layers/TestLive.ts"
 import { Anvil, freePort } from "../../../services/chain/index.ts"
-import { KNS_INDEXER, KnsIndexer, memoryCheckpoint, resetRule } from "../../../services/kns-indexer/index.ts"
+import { KNS_INDEXER, KnsIndexer } from "../../../services/kns-indexer/index.ts"
+import { Lmdb } from "../../../services/lmdb/Lmdb.ts"
 import { Identity } from "../../../src/Identity.ts"
 import { Address, pid } from "../../../src/Ids.ts"
 import * as Json from "../../../src/Json.ts"
 import { Kernel, messagingCap } from "../../../src/Kernel.ts"
 import { request } from "../../../src/Message.ts"
-import { ModuleHost } from "../../../src/ModuleHost.ts"
 import { eventually, registry } from "./support.ts"
 
 const NODE = "test.dev"
@@ -30,17 +33,18 @@ describe("kns-indexer on the kernel", () => {
       yield* Effect.promise(() => reg.mint("os"))
       yield* Effect.promise(() => reg.register("alice.os", { key: KEY, ip: "127.0.0.1", tcp: 9100 }))
 
-      const indexer = Layer.unwrap(Effect.map(ModuleHost, (host) =>
-        KnsIndexer.layerWith({
-          rpcUrl: chain.url,
-          contract,
-          chainId: 31337,
-          firstBlock: 0,
-          confirmations: 1,
-          pollInterval: "100 millis",
-          authorizeReset: resetRule(host)
-        }, memoryCheckpoint())))
-      const node = KnsIndexer.serve.pipe(Layer.provideMerge(indexer), Layer.provideMerge(testKernel({ node: NODE }).layer))
+      // exactly what a node adds (its own LMDB dir here: the test kernel keeps its LMDB private)
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kns-kernel-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
+      const indexer = KnsIndexer.layerNode({
+        rpcUrl: chain.url,
+        contract,
+        chainId: 31337,
+        firstBlock: 0,
+        confirmations: 1,
+        pollInterval: "100 millis"
+      })
+      const node = indexer.pipe(Layer.provideMerge(Lmdb.at(dir)), Layer.provideMerge(testKernel({ node: NODE }).layer))
       const ctx = yield* Layer.build(node)
       const kernel = ctx.mapUnsafe.get(Kernel.key) as Kernel["Service"]
       const identity = ctx.mapUnsafe.get(Identity.key) as Identity["Service"]
@@ -78,5 +82,9 @@ describe("kns-indexer on the kernel", () => {
       assert.deepStrictEqual(yield* ask("Reset"), { Reset: { Err: "NoRootCap" } })
       yield* kernel.grant(APP, [{ issuer: target, params: JSON.stringify({ root: true }) }])
       assert.deepStrictEqual(yield* ask("Reset"), { Reset: "Success" })
+      yield* eventually("re-indexed after Reset", () => {
+        const k = ctx.mapUnsafe.get(KnsIndexer.key) as KnsIndexer["Service"]
+        return k.state().node("alice.os") !== undefined && k.status()._tag === "Live"
+      })
     }), { timeout: 60_000 })
 })

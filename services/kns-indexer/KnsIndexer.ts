@@ -17,8 +17,9 @@
  *
  * Failure policy: every RPC has a timeout and two quick retries; a failing round sets the
  * status to `Unreachable` and is retried with exponential back-off up to `maxBackoff`,
- * forever; answers that do not decode count as failures. A failing `getLogs` halves the
- * chunk (an RPC that caps ranges or results), a success doubles it back.
+ * forever; answers that do not decode count as failures. A `getLogs` range that fails
+ * while the head answered is halved at once (providers cap ranges and results, viem
+ * refuses bodies over 10 MiB); each success doubles the chunk back to `chunkSize`.
  *
  * Checkpoints: the state as of the last final block (`head - confirmations`), every
  * `checkpointBlocks` final blocks or `checkpointInterval`, when the backfill is done,
@@ -282,6 +283,11 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
       : http(config.rpcUrl, { retryCount: 0, timeout: Duration.toMillis(rpcTimeout) + 1_000 })
   })
   const request = client.request as unknown as (args: { method: string; params: ReadonlyArray<unknown> }) => Promise<unknown>
+  const socket = (client.transport as { getRpcClient?: () => Promise<{ close: () => void }> }).getRpcClient
+  if (socket !== undefined) {
+    // A WebSocket would otherwise outlive the indexer, reconnecting forever.
+    yield* Effect.addFinalizer(() => Effect.ignore(Effect.tryPromise(() => socket().then((c) => c.close()))))
+  }
 
   const stats: IndexerStats = { ranges: 0, logs: 0, rpcCalls: 0, rpcFailures: 0, reorgs: 0, checkpoints: 0, checkpointBlock: -1 }
 

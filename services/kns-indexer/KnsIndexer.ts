@@ -55,7 +55,7 @@ import { lmdbCheckpoint } from "./Checkpoint.ts"
 import type { KimapLog, KnsUpdate, Outcome } from "./IndexerState.ts"
 import { IndexerState } from "./IndexerState.ts"
 import { IndexerRequest } from "./Protocol.ts"
-import type { IndexerResponse, WitKnsUpdate, WitState } from "./Protocol.ts"
+import type { IndexerResponse, WitKnsUpdate, WitState, WitStatus } from "./Protocol.ts"
 
 /** The indexer's process id. */
 export const KNS_INDEXER = "kns-indexer:kns-indexer:sys"
@@ -624,6 +624,20 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
     last_block: state.lastBlock
   })
 
+  const witStatus = (): WitStatus => {
+    const s = status
+    const base = { status: s._tag, last_block: state.lastBlock, final_block: state.lastFinalBlock }
+    switch (s._tag) {
+      case "Starting":
+        return base
+      case "CatchingUp":
+      case "Live":
+        return { ...base, head: s.head }
+      case "Unreachable":
+        return { ...base, since: s.since, failures: s.failures, error: s.error }
+    }
+  }
+
   const serve = (source: Address, req: IndexerRequest): Effect.Effect<IndexerResponse> => {
     if (req === "Reset") {
       if (!authorizeReset(source)) return Effect.succeed({ Reset: { Err: "NoRootCap" } })
@@ -638,6 +652,7 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
         return { Reset: "Success" } as const
       })
     }
+    if (req === "Status") return Effect.sync(() => ({ Status: witStatus() }))
     if ("NamehashToName" in req) return Effect.succeed({ Name: state.nameOf(req.NamehashToName.hash) ?? null })
     if ("GetState" in req) return Effect.sync(() => ({ GetState: witState() }))
     const name = req.NodeInfo.name

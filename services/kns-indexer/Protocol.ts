@@ -10,6 +10,9 @@
  * `block` is a u64 Kinode accepts and ignores; so do we. A body that is not one of these
  * gets `{"Err":{"BadRequest": reason}}` (Kinode logs and drops it; the requester waits
  * for its timeout).
+ *
+ * Our addition: `"Status"` → `{"Status": {status, last_block, final_block, head?, since?,
+ * failures?, error?}}`, whether the indexer is following the chain or cannot reach it.
  */
 import { Schema } from "effect"
 import { U64 } from "../../src/Json.ts"
@@ -24,8 +27,9 @@ export const GetState = Schema.Struct({
   GetState: Schema.Struct({ block: U64 })
 })
 export const Reset = Schema.Literal("Reset")
+export const Status = Schema.Literal("Status")
 
-export const IndexerRequest = Schema.Union([NamehashToName, NodeInfo, GetState, Reset])
+export const IndexerRequest = Schema.Union([NamehashToName, NodeInfo, GetState, Reset, Status])
 export type IndexerRequest = typeof IndexerRequest.Type
 
 /** WIT `kns-update` as serde prints it: `ports` as `[label, port]` pairs (sorted by label). */
@@ -54,6 +58,19 @@ export const ResetError = Schema.Union([
 ])
 export type ResetError = typeof ResetError.Type
 
+/** The follower's state (our addition). */
+export const WitStatus = Schema.Struct({
+  status: Schema.Literals(["Starting", "CatchingUp", "Live", "Unreachable"]),
+  last_block: Schema.Number,
+  final_block: Schema.Number,
+  head: Schema.optional(Schema.Number),
+  /** Unreachable: epoch ms of the first failure, failed rounds, the last error. */
+  since: Schema.optional(Schema.Number),
+  failures: Schema.optional(Schema.Number),
+  error: Schema.optional(Schema.String)
+})
+export type WitStatus = typeof WitStatus.Type
+
 /** A request we could not decode (our addition; Kinode drops it silently). */
 export const IndexerError = Schema.Struct({ Err: Schema.Struct({ BadRequest: Schema.String }) })
 export type IndexerError = typeof IndexerError.Type
@@ -63,6 +80,7 @@ export const IndexerResponse = Schema.Union([
   Schema.Struct({ NodeInfo: Schema.NullOr(WitKnsUpdate) }),
   Schema.Struct({ GetState: WitState }),
   Schema.Struct({ Reset: Schema.Union([Schema.Literal("Success"), Schema.Struct({ Err: ResetError })]) }),
+  Schema.Struct({ Status: WitStatus }),
   IndexerError
 ])
 export type IndexerResponse = typeof IndexerResponse.Type

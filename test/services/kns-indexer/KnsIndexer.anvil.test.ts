@@ -94,6 +94,9 @@ describe("kns-indexer on anvil", () => {
         const raw = yield* indexer.handle(APP, new TextEncoder().encode("{not json"), undefined)
         assert.match(new TextDecoder().decode(raw.body), /BadRequest/)
         assert.deepStrictEqual(yield* ask(indexer, "Reset"), { Reset: { Err: "NoRootCap" } })
+        const status = (yield* ask(indexer, "Status")) as { Status: { status: string; last_block: number; head: number } }
+        assert.strictEqual(status.Status.status, "Live")
+        assert.strictEqual(status.Status.last_block, status.Status.head)
 
         // a changed ~ip is pushed within seconds
         const t0 = Date.now()
@@ -182,6 +185,9 @@ describe("kns-indexer on anvil", () => {
         const ranges1 = run1.indexer.stats().ranges
         const head = Number(yield* Effect.promise(() => reg.blockNumber()))
         assert.isAtLeast(ranges1, Math.floor((head - first) / 4))
+        // a checkpoint once caught up, never past the final block (head - 2 confirmations)
+        assert.isAtLeast(run1.indexer.stats().checkpoints, 1)
+        assert.isAtMost(run1.indexer.stats().checkpointBlock, head - 2)
         yield* run1.stop // writes the checkpoint (final block = head - 2)
 
         yield* Effect.promise(() => reg.register("late.os", { key: KEY_B, ip: "10.9.9.9", tcp: 9999 }))

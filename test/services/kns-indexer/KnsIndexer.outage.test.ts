@@ -56,10 +56,18 @@ const serve = <S extends net.Server>(server: S) =>
       })
   )
 
+const askJson = (indexer: KnsIndexer["Service"], body: unknown) =>
+  Effect.map(indexer.handle(APP, Json.toBytes(body), undefined), (reply) => JSON.parse(new TextDecoder().decode(reply.body)) as unknown)
+
+/** The API still answers from memory, and `"Status"` says the chain is unreachable. */
 const stillAnswers = (indexer: KnsIndexer["Service"]) =>
-  Effect.map(indexer.handle(APP, Json.toBytes({ GetState: { block: 0 } }), undefined), (reply) => {
-    const r = JSON.parse(new TextDecoder().decode(reply.body)) as { GetState?: { chain_id: number } }
+  Effect.gen(function*() {
+    const r = (yield* askJson(indexer, { GetState: { block: 0 } })) as { GetState?: { chain_id: number } }
     assert.strictEqual(r.GetState?.chain_id, 31337)
+    const s = (yield* askJson(indexer, "Status")) as { Status: { status: string; failures: number; error: string } }
+    assert.strictEqual(s.Status.status, "Unreachable")
+    assert.isAtLeast(s.Status.failures, 1)
+    assert.isString(s.Status.error)
   })
 
 describe("kns-indexer when the RPC fails", () => {

@@ -19,7 +19,9 @@
  * status to `Unreachable` and is retried with exponential back-off up to `maxBackoff`,
  * forever; answers that do not decode count as failures. A `getLogs` range that fails
  * while the head answered is halved at once (providers cap ranges and results, viem
- * refuses bodies over 10 MiB); each success doubles the chunk back to `chunkSize`.
+ * refuses bodies over 10 MiB) and the half becomes a ceiling, so a provider's range cap
+ * is not hit again on every chunk; the ceiling doubles back towards `chunkSize` after 16
+ * good ranges in a row (a dense stretch of blocks passes).
  *
  * Checkpoints: the state as of the last final block (`head - confirmations`), every
  * `checkpointBlocks` final blocks or `checkpointInterval`, when the backfill is done,
@@ -311,7 +313,10 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
   const hashes = new Map<number, string>()
   let savedBlock = loaded._tag === "Found" ? state.lastFinalBlock : -1
   let savedAt = yield* Clock.currentTimeMillis
+  /** Blocks per range now, and the most we try until 16 good ranges in a row. */
   let chunk = maxChunk
+  let ceiling = maxChunk
+  let goodRanges = 0
 
   const publish = (outcome: Outcome) =>
     Effect.gen(function*() {
@@ -447,13 +452,18 @@ const make = Effect.fnUntraced(function*(config: KnsIndexerConfig, store: Checkp
       // The head answered, the range did not: most likely a range or response-size cap
       // (viem refuses bodies over 10 MiB, providers cap ranges): halve it, go on at once.
       if (to === from) return yield* Effect.fail(result.failure)
-      chunk = Math.max(1, Math.floor((to - from + 1) / 2))
+      chunk = ceiling = Math.max(1, Math.floor((to - from + 1) / 2))
+      goodRanges = 0
       yield* Effect.logWarning(`kns-indexer: eth_getLogs ${from}..${to} failed (${result.failure.reason}); trying ${chunk} blocks`)
       return "more" as const
     }
     const fetched = result.success
     if (gen !== generation) return "more" as const
-    chunk = Math.min(maxChunk, chunk * 2)
+    if (++goodRanges >= 16 && ceiling < maxChunk) {
+      ceiling = Math.min(maxChunk, ceiling * 2)
+      goodRanges = 0
+    }
+    chunk = Math.min(ceiling, chunk * 2)
     stats.ranges++
     const logs: Array<KimapLog> = []
     for (const raw of [...fetched[0], ...fetched[1]]) {

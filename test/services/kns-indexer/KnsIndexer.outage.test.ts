@@ -179,4 +179,46 @@ describe("kns-indexer when the RPC fails", () => {
       yield* eventually("carol, and alice gone", () => id.records.has("carol.os") && !id.records.has("alice.os"), 10_000)
       assert.isAtLeast(indexer.stats().reorgs, 1)
     }), { timeout: 60_000 })
+
+  it.live("a provider that caps getLogs ranges: ranges are halved once and kept under the cap", () =>
+    Effect.gen(function*() {
+      const port = yield* freePort
+      const scope = yield* Effect.scope
+      const chain = yield* startAnvil({ port, install: false }).pipe(Scope.provide(scope), Effect.orDie)
+      const reg = registry(chain.url)
+      const contract = yield* Effect.promise(() => reg.deploy())
+      yield* Effect.promise(() => reg.mint("os"))
+      for (let i = 0; i < 4; i++) yield* Effect.promise(() => reg.register(`c${i}.os`, { key: KEY, ip: "10.0.0.1", tcp: 9000 + i }))
+      yield* Effect.promise(() => reg.mine(40))
+      // a proxy answering "range too large" for eth_getLogs over more than 5 blocks
+      let refused = 0
+      const proxy = http.createServer((req, res) => {
+        let body = ""
+        req.on("data", (d) => body += d)
+        req.on("end", () => {
+          const msg = JSON.parse(body) as { id: number; method: string; params: Array<{ fromBlock: string; toBlock: string }> }
+          res.setHeader("content-type", "application/json")
+          if (msg.method === "eth_getLogs" && Number(msg.params[0]!.toBlock) - Number(msg.params[0]!.fromBlock) + 1 > 5) {
+            refused++
+            res.end(JSON.stringify({ jsonrpc: "2.0", id: msg.id, error: { code: -32005, message: "query exceeds max block range 5" } }))
+            return
+          }
+          fetch(chain.url, { method: "POST", headers: { "content-type": "application/json" }, body }).then(
+            (r) => r.text().then((t) => res.end(t)),
+            () => res.destroy()
+          )
+        })
+      })
+      const proxyPort = yield* serve(proxy)
+      const id = testIdentity()
+      const indexer = yield* startIndexer(
+        KnsIndexer.layerWith(config(`http://127.0.0.1:${proxyPort}`, { contract, rpcTimeout: "2 seconds" }), memoryCheckpoint())
+          .pipe(Layer.provide(id.layer))
+      )
+      yield* eventually("four nodes, live", () => id.records.size === 4 && indexer.status()._tag === "Live", 15_000)
+      // the whole chain (~50 blocks) → 25 → 12 → 6 → 3: at most 4 refused rounds (Mint + Note
+      // each), then every range stays under the cap
+      assert.isAtMost(refused, 8)
+      assert.isAtLeast(indexer.stats().ranges, 10)
+    }), { timeout: 60_000 })
 })

@@ -274,3 +274,99 @@ describe("IndexerState: reorgs and confirmation depth", () => {
     assert.strictEqual(decode(encode(s.persisted()), { chainId: 8453, contract: "0xabc" })._tag, "Unusable")
   })
 })
+
+describe("IndexerState: undo is exact (seeded random logs)", () => {
+  // mulberry32: a small deterministic PRNG
+  const rng = (seed: number) => () => {
+    seed |= 0
+    seed = (seed + 0x6d2b79f5) | 0
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  const NAMES = ["a.os", "b.os", "c.os", "r.os"]
+  const randomLogs = (next: () => number): Array<KimapLog> => {
+    const logs: Array<KimapLog> = [mint(1, "", "os")]
+    let block = 1
+    for (let i = 0; i < 40; i++) {
+      if (next() < 0.3) block++
+      const name = NAMES[Math.floor(next() * NAMES.length)]!
+      const kind = Math.floor(next() * 7)
+      const log = kind === 0
+        ? mint(block, "os", name.split(".")[0]!)
+        : kind === 1
+        ? note(block, name, "~net-key", key(next() < 0.5 ? KEY : KEY2))
+        : kind === 2
+        ? note(block, name, "~ip", ip4(10, 0, 0, Math.floor(next() * 4)))
+        : kind === 3
+        ? note(block, name, "~tcp-port", port(9000 + Math.floor(next() * 3)))
+        : kind === 4
+        ? note(block, name, "~ws-port", next() < 0.2 ? Uint8Array.of(1) : port(8000))
+        : kind === 5
+        ? note(block, name, "~routers", routers(NAMES[Math.floor(next() * NAMES.length)]!))
+        : note(block, "zz.os", "~ip", ip4(1, 1, 1, 1)) // parent never minted: parked
+      logs.push(log)
+    }
+    return logs
+  }
+  const dump = (s: IndexerState) =>
+    JSON.stringify({
+      names: [...s.allNames()].sort(),
+      nodes: [...s.allNodes()].map((n) => JSON.stringify(n)).sort(),
+      pending: s.pendingCount
+    })
+  const build = (logs: ReadonlyArray<KimapLog>) => {
+    const s = fresh()
+    s.applyAll(logs)
+    return s
+  }
+  /** What the identity port holds after replaying every outcome. */
+  const pushed = (s: IndexerState, outcomes: ReadonlyArray<Outcome>) => {
+    const pki = new Map<string, string>()
+    for (const o of outcomes) for (const c of o.changes) c.record === undefined ? pki.delete(c.name) : pki.set(c.name, JSON.stringify(c.record))
+    const expected = new Map(s.completeRecords().map((r) => [r.name, JSON.stringify(r)]))
+    assert.deepStrictEqual([...pki.entries()].sort(), [...expected.entries()].sort())
+  }
+
+  it("removing any one log equals never having applied it; the pushed records follow", () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const next = rng(seed)
+      const logs = randomLogs(next)
+      const k = 1 + Math.floor(next() * (logs.length - 1))
+      const s = fresh()
+      const outcomes = [s.applyAll(logs)]
+      outcomes.push(s.apply(removed(logs[k]!)))
+      assert.strictEqual(dump(s), dump(build(logs.filter((_, i) => i !== k))), `seed ${seed}, log ${k}`)
+      pushed(s, outcomes)
+    }
+  })
+
+  it("logs arriving in any order end in the state of the chain's order", () => {
+    for (let seed = 100; seed <= 140; seed++) {
+      const next = rng(seed)
+      const logs = randomLogs(next)
+      const shuffled = [...logs]
+      for (let i = shuffled.length - 1; i > 0; i--) {
+        const j = Math.floor(next() * (i + 1))
+        ;[shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!]
+      }
+      const s = fresh()
+      const outcomes = shuffled.map((l) => s.apply(l))
+      assert.strictEqual(dump(s), dump(build(logs)), `seed ${seed}`)
+      pushed(s, outcomes)
+    }
+  })
+
+  it("rollbackTo(b) equals applying only the logs up to b", () => {
+    for (let seed = 200; seed <= 240; seed++) {
+      const next = rng(seed)
+      const logs = randomLogs(next)
+      const last = logs[logs.length - 1]!.blockNumber
+      const b = Math.floor(next() * last)
+      const s = fresh()
+      const outcomes = [s.applyAll(logs), s.rollbackTo(b)]
+      assert.strictEqual(dump(s), dump(build(logs.filter((l) => l.blockNumber <= b))), `seed ${seed}, block ${b}`)
+      pushed(s, outcomes)
+    }
+  })
+})

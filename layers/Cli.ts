@@ -16,8 +16,9 @@ import { parseArgs } from "node:util"
 import type { Hex } from "viem"
 import { Kernel } from "../src/Kernel.ts"
 import { Printout } from "../src/Printout.ts"
-import { ChainUnavailable, embeddedOptions, fundOnAnvil, KIMAP_ADDRESS, makeRegistry, startAnvil } from "../services/chain/index.ts"
+import { BASE_CHAIN_ID, ChainUnavailable, embeddedOptions, fundOnAnvil, KIMAP_ADDRESS, makeRegistry, startAnvil } from "../services/chain/index.ts"
 import { ChainIdentity, describeLoginFailure, login, publicKeyHex } from "../services/identity/index.ts"
+import { KnsIndexer } from "../services/kns-indexer/index.ts"
 import { installBundled } from "../services/packages/index.ts"
 import { ask, readLoop } from "../services/terminal/index.ts"
 import { NodeLive } from "./NodeLive.ts"
@@ -224,9 +225,19 @@ export const main = (argv: ReadonlyArray<string>) => {
       say
     })
     say(`${loggedIn.name}: networking key ${publicKeyHex(loggedIn.key)}${loggedIn.firstBoot ? " (new)" : ""}`)
+    // The indexer follows the chain even if it is down now: it retries and says so.
+    const rpcUrl = flags.rpc ?? anvil?.url ?? `http://127.0.0.1:${flags.chainPort}`
+    const chainId = chain._tag === "Success" ? chain.success.registry.chainId : flags.rpc === undefined ? 31337 : undefined
+    const indexer = KnsIndexer.layerNode({
+      rpcUrl,
+      contract: KIMAP_ADDRESS,
+      ...(chainId === undefined ? {} : { chainId }),
+      // Kimap's first Base block, or the start of any other chain (the embedded one).
+      ...(chainId === BASE_CHAIN_ID ? {} : { firstBlock: 0 })
+    })
     yield* runNode(flags).pipe(
       Effect.scoped,
-      Effect.provide(Layer.fresh(NodeLive({ home, verbosity: flags.verbosity, identity: ChainIdentity(loggedIn) })))
+      Effect.provide(Layer.fresh(NodeLive({ home, verbosity: flags.verbosity, identity: ChainIdentity(loggedIn), indexer })))
     )
   }).pipe(
     Effect.catch((e: unknown) =>

@@ -7,6 +7,7 @@ import * as fs from "node:fs"
 import { Home } from "../src/Home.ts"
 import { KernelConfig } from "../src/Kernel.ts"
 import type { Identity } from "../src/Identity.ts"
+import type { ModuleHost } from "../src/ModuleHost.ts"
 import { KernelStoreLmdb } from "../services/kernel-store/KernelStoreLmdb.ts"
 import { Lmdb } from "../services/lmdb/Lmdb.ts"
 import { NetOfflineModule, NetOfflinePort } from "../services/net/index.ts"
@@ -22,6 +23,8 @@ export interface NodeOptions {
   readonly verbosity: number
   /** Who the node is: `ChainIdentity` after login, `EphemeralIdentity` for throwaway nodes. */
   readonly identity: Layer.Layer<Identity>
+  /** The KNS indexer process (`KnsIndexer.layerNode`), when the node follows a chain. */
+  readonly indexer?: Layer.Layer<never, never, ModuleHost | Lmdb | Identity> | undefined
 }
 
 export const HomeDir = (dir: string) =>
@@ -31,7 +34,7 @@ export const HomeDir = (dir: string) =>
   }))
 
 export const NodeLive = (options: NodeOptions) =>
-  Layer.mergeAll(Packages.layer, Terminal.layer).pipe(
+  Layer.mergeAll(Packages.layer, Terminal.layer, options.indexer ?? Layer.empty).pipe(
     Layer.provideMerge(Layer.mergeAll(NetOfflineModule, StorageLive)),
     Layer.provideMerge(KernelLive),
     Layer.provide(Layer.mergeAll(NetOfflinePort, VfsDriveAccess)),

@@ -71,7 +71,19 @@ export const ensureRegistry = Effect.fn("Install.ensureRegistry")(function*(
     functionName: "init",
     args: [account.address, KINO_ACCOUNT_IMPLEMENTATION, KINO_MINTER_IMPLEMENTATION, ZONES.map((z) => stringToHex(z))]
   }).pipe(
-    Effect.catchIf((e) => e._tag === "Reverted" && e.error === "AlreadyInitialized", () => Effect.void)
+    Effect.catchIf((e) => e._tag === "Reverted" && e.error === "AlreadyInitialized", () => Effect.void),
+    // Two nodes booting at once on a fresh chain both install: their init transactions
+    // race for account #0's nonce, and the loser's may fail although the winner's
+    // installed the registry. Installed is what matters.
+    Effect.catch((e) =>
+      Effect.gen(function*() {
+        for (let i = 0; i < 20; i++) {
+          if (yield* isInstalled(client, url, policy)) return
+          yield* Effect.sleep("250 millis")
+        }
+        return yield* e
+      })
+    )
   )
   return true
 })

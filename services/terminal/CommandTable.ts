@@ -5,6 +5,7 @@
  */
 import type { Effect } from "effect"
 import type { NativeApi } from "../../src/ProcessApi.ts"
+import type { Identity } from "../../src/Identity.ts"
 import type { Kernel } from "../../src/Kernel.ts"
 import type { Printout } from "../../src/Printout.ts"
 
@@ -19,7 +20,7 @@ export interface TerminalCommand {
   readonly name: string
   readonly usage: string
   readonly help: string
-  readonly run: (args: string, ctx: CommandContext) => Effect.Effect<void, never, Kernel | Printout>
+  readonly run: (args: string, ctx: CommandContext) => Effect.Effect<void, never, Kernel | Printout | Identity>
 }
 
 export const makeCommandTable = (initial: ReadonlyArray<TerminalCommand>) => {

@@ -4,10 +4,13 @@
  *   m <address> <body> [-a <seconds>]   send a request, print the response
  *   top [process-id]                    processes, their state and mailbox depth
  *   v <0-3>                             verbosity
+ *   id                                  this node's name and networking key
+ *   kns <name>                          a node's record, through the KNS indexer
  *   help                                the table's help
  */
 import { Effect, Result } from "effect"
-import { Address, parseAddress } from "../../src/Ids.ts"
+import { Identity } from "../../src/Identity.ts"
+import { Address, parseAddress, pid } from "../../src/Ids.ts"
 import { Kernel, messagingCap } from "../../src/Kernel.ts"
 import { bodyText, request, text } from "../../src/Message.ts"
 import { Printout } from "../../src/Printout.ts"
@@ -79,4 +82,49 @@ const v: TerminalCommand = {
     })
 }
 
-export const builtinCommands: ReadonlyArray<TerminalCommand> = [m, top, v]
+const id: TerminalCommand = {
+  name: "id",
+  usage: "id",
+  help: "this node's name and networking key",
+  run: (_args, ctx) =>
+    Effect.map(Identity, (identity) =>
+      ctx.say(`${identity.name}\nnetworking key 0x${Buffer.from(identity.publicKey).toString("hex")}\nknown nodes: ${identity.records().length}`))
+}
+
+const KNS_INDEXER = pid("kns-indexer:kns-indexer:sys")
+
+const kns: TerminalCommand = {
+  name: "kns",
+  usage: "kns <name>",
+  help: "look a node up through the KNS indexer (key, addresses, routers)",
+  run: (args, ctx) =>
+    Effect.gen(function*() {
+      const name = args.trim()
+      if (name === "") return ctx.say("usage: kns <name>")
+      const kernel = yield* Kernel
+      const target = new Address({ node: kernel.node, process: KNS_INDEXER }, { disableChecks: true })
+      yield* kernel.grant(ctx.terminal.our.process.toString(), [messagingCap(kernel.node, KNS_INDEXER)])
+      const body = JSON.stringify({ NodeInfo: { name, block: 0 } })
+      const reply = yield* ctx.terminal.sendAndAwaitEffect(target, request({ body: text(body), expectsResponse: 15n })).pipe(
+        Effect.catch((e) => Effect.succeed(e))
+      )
+      if (!("source" in reply && "message" in reply)) {
+        return ctx.say(`kns: the indexer did not answer (${"kind" in reply ? reply.kind : String(reply)})`)
+      }
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(bodyText(reply.message))
+      } catch {
+        return ctx.say(`kns: unreadable answer ${bodyText(reply.message)}`)
+      }
+      const info = (parsed as { NodeInfo?: unknown }).NodeInfo
+      if (info === null || info === undefined) return ctx.say(`kns: ${name} is not a known node`)
+      const r = info as { name: string; public_key: string; ips: Array<string>; ports: Array<[string, number]>; routers: Array<string> }
+      const reach = r.routers.length > 0
+        ? `indirect, routers ${r.routers.join(", ")}`
+        : `direct, ${r.ips.join(", ")} ${r.ports.map(([p, n]) => `${p} ${n}`).join(", ")}`
+      return ctx.say(`${r.name}\nnetworking key 0x${r.public_key.replace(/^0x/, "")}\n${reach}`)
+    })
+}
+
+export const builtinCommands: ReadonlyArray<TerminalCommand> = [m, top, v, id, kns]

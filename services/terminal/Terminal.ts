@@ -5,6 +5,7 @@
  */
 import { Context, Effect, Layer } from "effect"
 import * as readline from "node:readline"
+import type { Identity } from "../../src/Identity.ts"
 import { Kernel, messagingCap } from "../../src/Kernel.ts"
 import { Printout } from "../../src/Printout.ts"
 import { builtinCommands } from "./Commands.ts"
@@ -25,7 +26,7 @@ export class Terminal extends Context.Service<Terminal, {
     Effect.gen(function*() {
       const kernel = yield* Kernel
       const printout = yield* Printout
-      const context = yield* Effect.context<Kernel | Printout>()
+      const context = yield* Effect.context<Kernel | Printout | Identity>()
       const terminal = yield* kernel.session(TERMINAL_PROCESS, {
         capabilities: [messagingCap(kernel.node, "kernel:distro:sys")],
         public: true

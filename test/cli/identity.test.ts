@@ -204,4 +204,30 @@ describe("identity on a chain", () => {
     assert.strictEqual(first.code, 5, first.out)
     assert.isFalse(fs.existsSync(path.join(fresh, ".keys")))
   }, 120_000)
+
+  it("two running nodes look each other up through their KNS indexers (and `id` shows their own)", async () => {
+    const a = `${uniq("kim")}.os`
+    const b = `${uniq("lee")}.os`
+    const alice = run(["--home", mkdir("kinode-ts-id-"), "--name", a, "--password-file", pw])
+    const bob = run(["--home", mkdir("kinode-ts-id-"), "--name", b, "--password-file", pw])
+    try {
+      await alice.waitFor(new RegExp(`${a.replace(/\./g, "\\.")} > `), 60_000)
+      await bob.waitFor(new RegExp(`${b.replace(/\./g, "\\.")} > `), 60_000)
+      const keyA = /networking key (0x[0-9a-f]{64})/.exec(alice.output())![1]!
+      const keyB = /networking key (0x[0-9a-f]{64})/.exec(bob.output())![1]!
+      bob.child.stdin.write(`kns ${a}\n`)
+      await bob.waitFor(new RegExp(`${a.replace(/\./g, "\\.")}\nnetworking key ${keyA}\ndirect, 127\.0\.0\.1 tcp \\d+`))
+      alice.child.stdin.write(`kns ${b}\n`)
+      await alice.waitFor(new RegExp(`${b.replace(/\./g, "\\.")}\nnetworking key ${keyB}\ndirect`))
+      alice.child.stdin.write("id\n")
+      await alice.waitFor(new RegExp(`> ${a.replace(/\./g, "\\.")}\nnetworking key ${keyA}`))
+      alice.child.stdin.write("kns nobody-at-all.os\n")
+      await alice.waitFor(/kns: nobody-at-all\.os is not a known node/)
+    } finally {
+      alice.child.stdin.end()
+      bob.child.stdin.end()
+      assert.strictEqual(await alice.exited, 0)
+      assert.strictEqual(await bob.exited, 0)
+    }
+  }, 120_000)
 })

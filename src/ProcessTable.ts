@@ -180,7 +180,8 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
     const supervise = (live: Live, program: NativeProgram) =>
       Effect.gen(function*() {
         const id = live.record.id
-        const nextDelay = yield* restartDelays
+        // The back-off stepper is made at the first restart: most processes never need one.
+        let nextDelay: Effect.Success<typeof restartDelays> | undefined
         while (true) {
           const host = newHost(live, refusalModeOf(live.record.handle))
           live.host = host
@@ -201,6 +202,7 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
             live.status = "restarting"
             live.mailbox.close()
             router.unregister(id, live.mailbox)
+            nextDelay ??= yield* restartDelays
             const wait = yield* nextDelay(clock.currentTimeMillisUnsafe()).pipe(Effect.orElseSucceed(() => 0))
             if (wait > 0) yield* Effect.sleep(wait)
             if (processes.get(id) !== live || live.status !== "restarting") return

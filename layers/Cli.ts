@@ -16,7 +16,7 @@ import { parseArgs } from "node:util"
 import type { Hex } from "viem"
 import { Kernel } from "../src/Kernel.ts"
 import { Printout } from "../src/Printout.ts"
-import { BASE_CHAIN_ID, ChainUnavailable, embeddedOptions, fundOnAnvil, KIMAP_ADDRESS, makeRegistry, startAnvil } from "../services/chain/index.ts"
+import { BASE_CHAIN_ID, type ChainExit, ChainUnavailable, embeddedOptions, fundOnAnvil, KIMAP_ADDRESS, makeRegistry, startAnvil } from "../services/chain/index.ts"
 import { ChainIdentity, describeLoginFailure, login, publicKeyHex } from "../services/identity/index.ts"
 import { KnsIndexer } from "../services/kns-indexer/index.ts"
 import { installBundled } from "../services/packages/index.ts"
@@ -196,11 +196,19 @@ const makePhases = () => {
 }
 type Phases = ReturnType<typeof makePhases>
 
-const runNode = (flags: Flags, phases: Phases) =>
+const runNode = (flags: Flags, phases: Phases, chainExit: Effect.Effect<ChainExit> | undefined) =>
   Effect.gen(function*() {
     const kernel = yield* Kernel
     const printout = yield* Printout
     phases.mark("services")
+    if (chainExit !== undefined) {
+      // The node keeps running without its chain; the user is told at once, not at the next lookup.
+      yield* Effect.forkScoped(Effect.flatMap(chainExit, (exit) =>
+        Effect.sync(() =>
+          printout.print(0, "kernel", `the chain went away (${exit._tag === "Exited" ? `anvil exited, code ${exit.code ?? exit.signal}` : exit.reason}): ` +
+            "names are not checked or updated until it is back; booting any node restarts the embedded chain from its saved state")
+        )))
+    }
     yield* kernel.boot
     phases.mark("processes")
     const bundled = yield* installBundled()
@@ -261,7 +269,7 @@ export const main = (argv: ReadonlyArray<string>) => {
       // Kimap's first Base block, or the start of any other chain (the embedded one).
       ...(chainId === BASE_CHAIN_ID ? {} : { firstBlock: 0 })
     })
-    yield* runNode(flags, phases).pipe(
+    yield* runNode(flags, phases, anvil?.exited).pipe(
       Effect.scoped,
       Effect.provide(Layer.fresh(NodeLive({ home, verbosity: flags.verbosity, identity: ChainIdentity(loggedIn), indexer })))
     )

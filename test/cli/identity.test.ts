@@ -230,4 +230,20 @@ describe("identity on a chain", () => {
       assert.strictEqual(await bob.exited, 0)
     }
   }, 120_000)
+
+  it("the chain dying under a running node is said at once; the node keeps answering", async () => {
+    const own = await startTestChain()
+    const name = `${uniq("jo")}.os`
+    const node = run(["--home", mkdir("kinode-ts-id-"), "--name", name, "--password-file", pw], own.port)
+    try {
+      await node.waitFor(new RegExp(`${name.replace(/\./g, "\\.")} > `), 60_000)
+      await own.stop()
+      await node.waitFor(/the chain went away .*names are not checked or updated until it is back/, 30_000)
+      node.child.stdin.write("id\n")
+      await node.waitFor(new RegExp(`\n${name.replace(/\./g, "\\.")}\nnetworking key 0x[0-9a-f]{64}\nknown nodes`))
+    } finally {
+      node.child.stdin.end()
+      assert.strictEqual(await node.exited, 0)
+    }
+  }, 90_000)
 })

@@ -3,15 +3,13 @@
  * commands typed on stdin, answers read from stdout; stop it, start it again.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 
+import { type Running, runNode } from "../support/NodeProcess.ts"
 import { startTestChain, type TestChain } from "../support/TestChain.ts"
 
-const root = path.resolve(import.meta.dirname, "../..")
-const main = path.join(root, "dist/main.js")
 
 // Every node of this file registers on one test-owned anvil; each home gets its own name.
 let chain: TestChain
@@ -32,32 +30,9 @@ const nameFor = (home: string) => {
   return name
 }
 
-interface Running {
-  readonly child: ChildProcessWithoutNullStreams
-  readonly output: () => string
-  readonly waitFor: (pattern: RegExp, ms?: number) => Promise<string>
-  readonly exited: Promise<number | null>
-}
-
 const start = (home: string, extra: ReadonlyArray<string> = [], node = "node"): Running => {
   const identity = ["--name", nameFor(home), "--password-file", passwordFile, "--chain-port", String(chain.port)]
-  const child = spawn(node, [main, "--home", home, ...identity, ...extra], { cwd: root, env: { ...process.env, PATH: `${path.join(root, "node_modules/.bin")}:${process.env["PATH"]}` } })
-  let out = ""
-  child.stdout.on("data", (d: Buffer) => (out += d.toString()))
-  child.stderr.on("data", (d: Buffer) => (out += d.toString()))
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-  const waitFor = (pattern: RegExp, ms = 20_000) =>
-    new Promise<string>((resolve, reject) => {
-      const t0 = Date.now()
-      const poll = () => {
-        const m = pattern.exec(out)
-        if (m !== null) return resolve(m[0])
-        if (Date.now() - t0 > ms) return reject(new Error(`timed out waiting for ${pattern}; output:\n${out}`))
-        setTimeout(poll, 20)
-      }
-      poll()
-    })
-  return { child, output: () => out, waitFor, exited }
+  return runNode(["--home", home, ...identity, ...extra], { node })
 }
 
 const initEcho = JSON.stringify({

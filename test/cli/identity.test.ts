@@ -4,16 +4,14 @@
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { makeRegistry, namehash } from "../../services/chain/index.ts"
 import { encodeKeyfile, generate, generateSecrets, passwordHash } from "../../services/identity/index.ts"
+import { type Running, runNode } from "../support/NodeProcess.ts"
 import { startTestChain, type TestChain } from "../support/TestChain.ts"
 
-const root = path.resolve(import.meta.dirname, "../..")
-const main = path.join(root, "dist/main.js")
 
 let chain: TestChain
 let pw: string
@@ -38,35 +36,8 @@ afterAll(async () => {
   for (const d of tmp) fs.rmSync(d, { recursive: true, force: true })
 })
 
-interface Run {
-  readonly child: ChildProcessWithoutNullStreams
-  readonly output: () => string
-  readonly waitFor: (pattern: RegExp, ms?: number) => Promise<string>
-  readonly exited: Promise<number | null>
-}
-
-const run = (args: ReadonlyArray<string>, port = chain.port): Run => {
-  const child = spawn("node", [main, "--chain-port", String(port), ...args], {
-    cwd: root,
-    env: { ...process.env, KINODE_PASSWORD: "", PATH: `${path.join(root, "node_modules/.bin")}:${process.env["PATH"]}` }
-  })
-  let out = ""
-  child.stdout.on("data", (d: Buffer) => (out += d.toString()))
-  child.stderr.on("data", (d: Buffer) => (out += d.toString()))
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-  const waitFor = (pattern: RegExp, ms = 30_000) =>
-    new Promise<string>((resolve, reject) => {
-      const t0 = Date.now()
-      const poll = () => {
-        const m = pattern.exec(out)
-        if (m !== null) return resolve(m[0])
-        if (Date.now() - t0 > ms) return reject(new Error(`timed out waiting for ${pattern}; output:\n${out}`))
-        setTimeout(poll, 20)
-      }
-      poll()
-    })
-  return { child, output: () => out, waitFor, exited }
-}
+const run = (args: ReadonlyArray<string>, port = chain.port): Running =>
+  runNode(["--chain-port", String(port), ...args], { env: { KINODE_PASSWORD: "" } })
 
 /** Boots until the prompt, then ends input (Ctrl-D); the whole output and exit code. */
 const bootOnce = async (args: ReadonlyArray<string>, port?: number) => {

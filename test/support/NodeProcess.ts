@@ -1,0 +1,39 @@
+/**
+ * `node dist/main.js ...` as a user runs it, in a child process: everything it prints
+ * (stdout and stderr) collected, `waitFor` a pattern in it, its exit code.
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import * as path from "node:path"
+
+export const root = path.resolve(import.meta.dirname, "../..")
+export const mainJs = path.join(root, "dist/main.js")
+
+export interface Running {
+  readonly child: ChildProcessWithoutNullStreams
+  readonly output: () => string
+  readonly waitFor: (pattern: RegExp, ms?: number) => Promise<string>
+  readonly exited: Promise<number | null>
+}
+
+export const runNode = (args: ReadonlyArray<string>, options: { readonly node?: string; readonly env?: Record<string, string> } = {}): Running => {
+  const child = spawn(options.node ?? "node", [mainJs, ...args], {
+    cwd: root,
+    env: { ...process.env, ...options.env, PATH: `${path.join(root, "node_modules/.bin")}:${process.env["PATH"]}` }
+  })
+  let out = ""
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()))
+  child.stderr.on("data", (d: Buffer) => (out += d.toString()))
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  const waitFor = (pattern: RegExp, ms = 20_000) =>
+    new Promise<string>((resolve, reject) => {
+      const t0 = Date.now()
+      const poll = () => {
+        const m = pattern.exec(out)
+        if (m !== null) return resolve(m[0])
+        if (Date.now() - t0 > ms) return reject(new Error(`timed out waiting for ${pattern}; output:\n${out}`))
+        setTimeout(poll, 20)
+      }
+      poll()
+    })
+  return { child, output: () => out, waitFor, exited }
+}

@@ -9,21 +9,18 @@
  * A stored capability carries the node key's Ed25519 signature over the MessagePack
  * 2-array `[issuer, params]` (params signed verbatim), as Kinode signs them.
  */
-import { Address, pid, type ProcessId } from "./Ids.ts"
+import { type Address, localAddress, type ProcessId } from "./Ids.ts"
 import type { Capability, SignedCapability } from "./Message.ts"
-
-const kernelIssued = (node: string, id: string | ProcessId): Address =>
-  new Address({ node, process: typeof id === "string" ? pid(id) : id }, { disableChecks: true })
 
 /** The capability to message `target` on `node`. */
 export const messagingCap = (node: string, target: string | ProcessId): Capability => ({
-  issuer: kernelIssued(node, target),
+  issuer: localAddress(node, target),
   params: "\"messaging\""
 })
 
 /** The capability to send to and receive from other nodes. */
 export const networkCap = (node: string): Capability => ({
-  issuer: kernelIssued(node, "kernel:distro:sys"),
+  issuer: localAddress(node, "kernel:distro:sys"),
   params: "\"network\""
 })
 

@@ -135,6 +135,10 @@ export const PackageIdFromString = stringForm(parsePackageId, PackageId)
 
 /** Builds ids from trusted literals (kernel constants, tests); throws on malformed input. */
 export const pid = (s: string): ProcessId => Result.getOrThrow(parseProcessId(s))
+
+/** `<node>@<id>` for an id known to be well-formed (kernel constants, registered processes). */
+export const localAddress = (node: string, id: string | ProcessId): Address =>
+  new Address({ node, process: typeof id === "string" ? pid(id) : id }, { disableChecks: true })
 export const address = (s: string): Address => Result.getOrThrow(parseAddress(s))
 
 /** The runtime modules: package `distro:sys`. Only `timer` is public. */

@@ -20,7 +20,7 @@ import { messagingCap, networkCap } from "./Capabilities.ts"
 import { DriveAccess } from "./DriveAccess.ts"
 import { makeGrantStore } from "./GrantStore.ts"
 import { Identity } from "./Identity.ts"
-import type { Address, ProcessId } from "./Ids.ts"
+import { type Address, localAddress, type ProcessId } from "./Ids.ts"
 import { type CallFailed, makeKernelCalls } from "./KernelCalls.ts"
 import { KernelStore } from "./KernelStore.ts"
 import { DEFAULT_MAILBOX_CAPACITY } from "./Mailbox.ts"
@@ -33,7 +33,6 @@ import type { HostKernel } from "./ProcessHost.ts"
 import {
   type InitializeFailed,
   type InitSpec,
-  localAddress,
   makeProcessTable,
   type NoSuchProcess,
   type ProcessInfo,
@@ -47,7 +46,7 @@ import { makeStateClient } from "./StateClient.ts"
 import { Timeouts } from "./Timeouts.ts"
 
 export { messagingCap, networkCap }
-export { InitializeFailed, NoSuchProcess, normalizeWasmPath, RunFailed } from "./ProcessTable.ts"
+export { InitializeFailed, NoSuchProcess, RunFailed } from "./ProcessTable.ts"
 export type { InitSpec, ProcessInfo, ProcessStatus } from "./ProcessTable.ts"
 
 export class KernelConfig extends Context.Service<KernelConfig, {

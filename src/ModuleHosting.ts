@@ -10,7 +10,8 @@ import type { GrantStore } from "./GrantStore.ts"
 import type { KernelMessage } from "./Message.ts"
 import { ModuleHost, type ServiceContext, type ServiceOptions } from "./ModuleHost.ts"
 import { SendRefused } from "./ProcessApi.ts"
-import { localAddress, type ProcessTable } from "./ProcessTable.ts"
+import { localAddress } from "./Ids.ts"
+import type { ProcessTable } from "./ProcessTable.ts"
 import { isFailedSend, type RouterCore } from "./Router.ts"
 
 export const makeModuleHost = (deps: {

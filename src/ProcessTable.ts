@@ -16,7 +16,7 @@ import { Cause, Clock, Effect, Exit, FiberMap, Result, Schema } from "effect"
 import { messagingCap } from "./Capabilities.ts"
 import { normalizeVfsPath } from "./DriveAccess.ts"
 import type { GrantStore } from "./GrantStore.ts"
-import { Address, checkKimapSafe, parseProcessId, pid, type ProcessId } from "./Ids.ts"
+import { type Address, checkKimapSafe, localAddress, parseProcessId, pid, type ProcessId } from "./Ids.ts"
 import type { KernelStore, ProcessRecord } from "./KernelStore.ts"
 import { Mailbox } from "./Mailbox.ts"
 import type { Capability, OnExit } from "./Message.ts"
@@ -92,13 +92,6 @@ export interface ProcessTableDeps {
   /** Runs an effect on a fiber the kernel owns (background persistence). */
   readonly runFork: (effect: Effect.Effect<void>) => void
 }
-
-/** `<node>@<id>` for an id known to be well-formed (kernel constants, registered processes). */
-export const localAddress = (node: string, id: string | ProcessId): Address =>
-  new Address({ node, process: typeof id === "string" ? pid(id) : id }, { disableChecks: true })
-
-/** `/pkg:pub/path` with a leading slash, as Kinode stores handles. */
-export const normalizeWasmPath = (path: string): string => (path.startsWith("/") ? path : `/${path}`)
 
 const describeCause = (cause: Cause.Cause<unknown>): string => {
   const text = Cause.pretty(cause)
@@ -428,7 +421,6 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
 
     return {
       exists: (id: string) => processes.has(id),
-      isPublic: (id: string) => processes.get(id)?.record.public === true,
       persistHolders,
       initialize,
       run,

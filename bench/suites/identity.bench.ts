@@ -1,46 +1,28 @@
 /**
- * Identity: the KNS indexer catching up over a chain with 10,000 registered names,
- * `NodeInfo` through the kernel, and boots of `node dist/main.js` with registration and
- * login, on a bench-owned anvil with our Kimap-compatible registry.
+ * Identity: the KNS indexer catching up over a chain with 10,000 registered names, and
+ * boots of `node dist/main.js` with registration and login (and where a later boot's
+ * time goes), on a bench-owned anvil with our Kimap-compatible registry.
  *
  * The catch-up figure comes from `test/services/kns-indexer/catchup.measure.ts`, run as
  * a child: its chain holds the names in a registry emitting Kimap's exact events (a
  * Mint and four Notes each, 100 names a transaction).
  */
-import { Effect } from "effect"
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { anvilBinary, ensureRegistry, freePort } from "../../services/chain/index.ts"
+import { startTestChain } from "../../test/support/TestChain.ts"
 import type { Row } from "../Row.ts"
 import { bootToPrompt } from "./wasm.bench.ts"
 
 const SUITE = "identity"
+/** Names on the catch-up chain (`IDENTITY_BENCH_NAMES` for a quick run). */
 const NAMES = Number(process.env["IDENTITY_BENCH_NAMES"] ?? 10_000)
 
-
-const startChain = async (): Promise<{ url: string; port: number; child: ChildProcess }> => {
-  const port = await Effect.runPromise(freePort)
-  const url = `http://127.0.0.1:${port}`
-  const child = spawn(anvilBinary(), ["--host", "127.0.0.1", "--port", String(port), "--silent", "--disable-block-gas-limit"], { stdio: "ignore" })
-  for (let i = 0; i < 300; i++) {
-    try {
-      const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }) })
-      if (res.ok) return { url, port, child }
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error("anvil did not start")
-}
-
 /** The `boot: ... ms` phases line a node prints at verbosity 2. */
-const bootPhases = async (home: string, flags: ReadonlyArray<string>) => {
-  const { spawn: spawnChild } = await import("node:child_process")
-  return new Promise<Record<string, number>>((resolve, reject) => {
-    const child = spawnChild(process.execPath, [path.resolve(import.meta.dirname, "../../dist/main.js"), "--home", home, "-v", "2", ...flags], { stdio: ["pipe", "pipe", "pipe"] })
+const bootPhases = (home: string, flags: ReadonlyArray<string>) =>
+  new Promise<Record<string, number>>((resolve, reject) => {
+    const child = spawn(process.execPath, [path.resolve(import.meta.dirname, "../../dist/main.js"), "--home", home, "-v", "2", ...flags], { stdio: ["pipe", "pipe", "pipe"] })
     let out = ""
     child.stdout.on("data", (d: Buffer) => {
       out += d.toString()
@@ -57,13 +39,11 @@ const bootPhases = async (home: string, flags: ReadonlyArray<string>) => {
     })
     setTimeout(() => reject(new Error(`no boot line: ${out.slice(-400)}`)), 60_000)
   })
-}
 
 export async function run(): Promise<Array<Row>> {
   const rows: Array<Row> = []
-  const chain = await startChain()
+  const chain = await startTestChain()
   try {
-    await Effect.runPromise(ensureRegistry(chain.url, 31337))
     // Catch-up over 10,000 names, measured by the indexer's measurement script in a
     // process of its own (each name a Mint + 4 Notes, 100 names a transaction).
     const measured = spawnSync(process.execPath, [path.resolve(import.meta.dirname, "../../test/services/kns-indexer/catchup.measure.ts"), String(NAMES)], { encoding: "utf8", timeout: 600_000 })
@@ -88,7 +68,7 @@ export async function run(): Promise<Array<Row>> {
       fs.rmSync(pw, { force: true })
     }
   } finally {
-    chain.child.kill("SIGTERM")
+    await chain.stop()
   }
   return rows
 }

@@ -22,6 +22,7 @@ import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import { type Hex, keccak256 } from "viem"
+import { privateKeyToAddress } from "viem/accounts"
 import type { RegistryShape } from "../chain/index.ts"
 import { ChainUnavailable, NameNotFound } from "../chain/index.ts"
 import {
@@ -29,6 +30,7 @@ import {
   encodeKeyfile,
   generateSecrets,
   keyfileNameAndRouters,
+  KeyfileIoError,
   keyfilePath,
   passwordHash,
   writeKeyfile
@@ -39,11 +41,6 @@ export class NetKeyMismatch extends Schema.TaggedError<NetKeyMismatch>()("NetKey
   name: Schema.String,
   onChain: Schema.String,
   inKeyfile: Schema.String
-}) {}
-
-export class KeyfileUnreadable extends Schema.TaggedError<KeyfileUnreadable>()("KeyfileUnreadable", {
-  file: Schema.String,
-  reason: Schema.String
 }) {}
 
 export class NameRequired extends Schema.TaggedError<NameRequired>()("NameRequired", {
@@ -117,7 +114,6 @@ const registerOwn = Effect.fn("Identity.register")(function*(options: LoginOptio
   const registry = yield* registryOf(options)
   const walletKey = options.walletKey ?? walletKeyOf(key)
   if (options.walletKey === undefined && options.fund !== undefined) {
-    const { privateKeyToAddress } = yield* Effect.promise(() => import("viem/accounts"))
     yield* options.fund(privateKeyToAddress(walletKey))
   }
   if (options.routers !== undefined && options.routers.length > 0) {
@@ -147,7 +143,7 @@ const firstBoot = Effect.fn("Identity.firstBoot")(function*(options: LoginOption
 const laterBoot = Effect.fn("Identity.laterBoot")(function*(options: LoginOptions, file: string) {
   const bytes = yield* Effect.tryPromise({
     try: () => fs.promises.readFile(file),
-    catch: (cause) => new KeyfileUnreadable({ file, reason: String(cause) })
+    catch: (cause) => new KeyfileIoError({ file, cause })
   })
   const { name } = yield* keyfileNameAndRouters(bytes, file)
   if (options.name !== undefined && options.name !== name) {
@@ -199,8 +195,8 @@ export const describeLoginFailure = (e: unknown): string => {
       return `wrong password for the keyfile ${String(f["file"])}; nothing was changed`
     case "KeyfileCorrupt":
       return `the keyfile ${String(f["file"])} is damaged (${String(f["reason"])}): restore it from a backup; nothing was changed`
-    case "KeyfileUnreadable":
-      return `cannot read the keyfile ${String(f["file"])}: ${String(f["reason"])}`
+    case "KeyfileIoError":
+      return `cannot read the keyfile ${String(f["file"])}: ${f["cause"] instanceof Error ? f["cause"].message : String(f["cause"])}`
     case "NetKeyMismatch":
       return `${String(f["name"])}'s ~net-key on chain is ${String(f["onChain"])}, but this node's keyfile holds 0x${String(f["inKeyfile"]).replace(/^0x/, "")}: ` +
         `boot with the keyfile that registered ${String(f["name"])}, or add --reset to write this node's key to the chain (only the name's owner can)`

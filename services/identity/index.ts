@@ -4,7 +4,6 @@ export * from "./Keyfile.ts"
 export {
   describeLoginFailure,
   firstFreePort,
-  KeyfileUnreadable,
   type LoggedIn,
   login,
   type LoginOptions,

@@ -8,13 +8,30 @@
  *   kns <name>                          a node's record, through the KNS indexer
  *   help                                the table's help
  */
-import { Effect, Result } from "effect"
+import { Effect, Result, Schema } from "effect"
+import { WitKnsUpdate } from "../kns-indexer/index.ts"
 import { Identity } from "../../src/Identity.ts"
-import { Address, parseAddress, pid } from "../../src/Ids.ts"
+import { type Address, localAddress, parseAddress, pid } from "../../src/Ids.ts"
+import * as Json from "../../src/Json.ts"
 import { Kernel, messagingCap } from "../../src/Kernel.ts"
 import { bodyText, request, text } from "../../src/Message.ts"
 import { Printout } from "../../src/Printout.ts"
-import type { TerminalCommand } from "./CommandTable.ts"
+import type { CommandContext, TerminalCommand } from "./CommandTable.ts"
+
+/**
+ * Sends `body` as the terminal and waits for the answer. A local target is granted to
+ * the terminal first: it is root (it holds kernel messaging), so it may grant itself that.
+ */
+const ask = (ctx: CommandContext, target: Address, body: string, seconds: bigint) =>
+  Effect.gen(function*() {
+    const kernel = yield* Kernel
+    if (target.node === kernel.node) {
+      yield* kernel.grant(ctx.terminal.our.process.toString(), [messagingCap(kernel.node, target.process.toString())])
+    }
+    return yield* ctx.terminal.sendAndAwaitEffect(target, request({ body: text(body), expectsResponse: seconds })).pipe(
+      Effect.catch((e) => Effect.succeed(e))
+    )
+  })
 
 const m: TerminalCommand = {
   name: "m",
@@ -35,14 +52,8 @@ const m: TerminalCommand = {
       const body = sp < 0 ? "" : rest.slice(sp + 1)
       const parsed = parseAddress(addrText)
       if (Result.isFailure(parsed)) return ctx.say(`m: ${parsed.failure.message}`)
-      const target = parsed.success.node === "our"
-        ? new Address({ node: kernel.node, process: parsed.success.process }, { disableChecks: true })
-        : parsed.success
-      // The terminal is root (it holds kernel messaging), so it may grant itself this.
-      if (target.node === kernel.node) yield* kernel.grant(ctx.terminal.our.process.toString(), [messagingCap(kernel.node, target.process.toString())])
-      const reply = yield* ctx.terminal.sendAndAwaitEffect(target, request({ body: text(body), expectsResponse: seconds })).pipe(
-        Effect.catch((e) => Effect.succeed(e))
-      )
+      const target = parsed.success.node === "our" ? localAddress(kernel.node, parsed.success.process) : parsed.success
+      const reply = yield* ask(ctx, target, body, seconds)
       if ("source" in reply && "message" in reply) return ctx.say(bodyText(reply.message))
       if ("kind" in reply) {
         return ctx.say(reply.kind === "offline"
@@ -92,6 +103,7 @@ const id: TerminalCommand = {
 }
 
 const KNS_INDEXER = pid("kns-indexer:kns-indexer:sys")
+const decodeNodeInfo = Schema.decodeUnknownResult(Schema.Struct({ NodeInfo: Schema.NullOr(WitKnsUpdate) }))
 
 const kns: TerminalCommand = {
   name: "kns",
@@ -102,24 +114,15 @@ const kns: TerminalCommand = {
       const name = args.trim()
       if (name === "") return ctx.say("usage: kns <name>")
       const kernel = yield* Kernel
-      const target = new Address({ node: kernel.node, process: KNS_INDEXER }, { disableChecks: true })
-      yield* kernel.grant(ctx.terminal.our.process.toString(), [messagingCap(kernel.node, KNS_INDEXER)])
       const body = JSON.stringify({ NodeInfo: { name, block: 0 } })
-      const reply = yield* ctx.terminal.sendAndAwaitEffect(target, request({ body: text(body), expectsResponse: 15n })).pipe(
-        Effect.catch((e) => Effect.succeed(e))
-      )
+      const reply = yield* ask(ctx, localAddress(kernel.node, KNS_INDEXER), body, 15n)
       if (!("source" in reply && "message" in reply)) {
         return ctx.say(`kns: the indexer did not answer (${"kind" in reply ? reply.kind : String(reply)})`)
       }
-      let parsed: unknown
-      try {
-        parsed = JSON.parse(bodyText(reply.message))
-      } catch {
-        return ctx.say(`kns: unreadable answer ${bodyText(reply.message)}`)
-      }
-      const info = (parsed as { NodeInfo?: unknown }).NodeInfo
-      if (info === null || info === undefined) return ctx.say(`kns: ${name} is not a known node`)
-      const r = info as { name: string; public_key: string; ips: Array<string>; ports: Array<[string, number]>; routers: Array<string> }
+      const answer = decodeNodeInfo(Json.parseBytes(reply.message.body).pipe(Result.getOrUndefined))
+      if (Result.isFailure(answer)) return ctx.say(`kns: unreadable answer ${bodyText(reply.message)}`)
+      const r = answer.success.NodeInfo
+      if (r === null) return ctx.say(`kns: ${name} is not a known node`)
       const reach = r.routers.length > 0
         ? `indirect, routers ${r.routers.join(", ")}`
         : `direct, ${r.ips.join(", ")} ${r.ports.map(([p, n]) => `${p} ${n}`).join(", ")}`

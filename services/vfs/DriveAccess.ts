@@ -5,9 +5,7 @@
  */
 import { Layer } from "effect"
 import { DriveAccess } from "../../src/DriveAccess.ts"
-import { Address, pid } from "../../src/Ids.ts"
-
-const VFS = pid("vfs:distro:sys")
+import { localAddress } from "../../src/Ids.ts"
 
 export const VfsDriveAccess = Layer.succeed(DriveAccess, DriveAccess.of({
   mayRead: (caller, path, holds) => {
@@ -16,7 +14,7 @@ export const VfsDriveAccess = Layer.succeed(DriveAccess, DriveAccess.of({
     const drive = `/${pkg}/${parts[2] ?? ""}`
     const callerPkg = `${caller.process.packageName}:${caller.process.publisherNode}`
     if (pkg === callerPkg) return true
-    const vfs = new Address({ node: caller.node, process: VFS }, { disableChecks: true })
+    const vfs = localAddress(caller.node, "vfs:distro:sys")
     return holds({ issuer: vfs, params: JSON.stringify({ kind: "read", drive }) }) ||
       holds({ issuer: vfs, params: "{\"root\":true}" })
   }

@@ -4,8 +4,8 @@
  * Nodes join it with `--chain-port`, and the first one installs the registry.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import * as net from "node:net"
-import { anvilBinary } from "../../services/chain/index.ts"
+import { Effect } from "effect"
+import { anvilBinary, freePort, probeChainId } from "../../services/chain/index.ts"
 
 export interface TestChain {
   readonly port: number
@@ -13,31 +13,11 @@ export interface TestChain {
   readonly stop: () => Promise<void>
 }
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = net.createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
-
-const answers = async (url: string) => {
-  try {
-    const res = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
-      signal: AbortSignal.timeout(1000)
-    })
-    return res.ok
-  } catch {
-    return false
-  }
-}
+const answers = (url: string) =>
+  Effect.runPromise(probeChainId(url).pipe(Effect.as(true), Effect.orElseSucceed(() => false)))
 
 export const startTestChain = async (): Promise<TestChain> => {
-  const port = await freePort()
+  const port = await Effect.runPromise(freePort)
   const url = `http://127.0.0.1:${port}`
   const child: ChildProcess = spawn(anvilBinary(), ["--host", "127.0.0.1", "--port", String(port), "--chain-id", "31337", "--silent"], {
     stdio: "ignore"

@@ -77,10 +77,17 @@ export interface LoggedIn {
   readonly jwtSecret: Uint8Array
   readonly fileKey: Uint8Array
   readonly routers: ReadonlyArray<string>
+  /** How other nodes reach this one, as registered (undefined: the chain could not be read). */
+  readonly reach: Reach | undefined
   readonly firstBoot: boolean
   /** Whether the chain confirmed the key (false: it could not be reached). */
   readonly onChain: boolean
 }
+
+/** Where this node listens (direct) or which routers carry it (indirect). */
+export type Reach =
+  | { readonly _tag: "Direct"; readonly ip: string; readonly tcpPort: number }
+  | { readonly _tag: "Indirect"; readonly routers: ReadonlyArray<string> }
 
 /** The wallet that owns this node's name: keccak256 of a label and the key's seed. */
 export const walletKeyOf = (key: NetworkingKey): Hex =>
@@ -118,11 +125,13 @@ const registerOwn = Effect.fn("Identity.register")(function*(options: LoginOptio
   }
   if (options.routers !== undefined && options.routers.length > 0) {
     const r = yield* registry.registerIndirect({ name, netKey: key.publicKey, routers: options.routers, walletKey })
-    return { how: `indirect through ${options.routers.join(", ")}`, registered: r }
+    const reach: Reach = { _tag: "Indirect", routers: options.routers }
+    return { how: `indirect through ${options.routers.join(", ")}`, registered: r, reach }
   }
   const tcpPort = options.tcpPort ?? (yield* firstFreePort(10000))
   const r = yield* registry.registerDirect({ name, netKey: key.publicKey, ip: options.ip, tcpPort, walletKey })
-  return { how: `direct at ${options.ip}:${tcpPort}`, registered: r }
+  const reach: Reach = { _tag: "Direct", ip: options.ip, tcpPort }
+  return { how: `direct at ${options.ip}:${tcpPort}`, registered: r, reach }
 })
 
 const firstBoot = Effect.fn("Identity.firstBoot")(function*(options: LoginOptions, file: string) {
@@ -132,12 +141,12 @@ const firstBoot = Effect.fn("Identity.firstBoot")(function*(options: LoginOption
   const hash = yield* passwordHash(password, name)
   const secrets = yield* generateSecrets
   const registry = yield* registryOf(options)
-  const { how, registered } = yield* registerOwn(options, name, key)
+  const { how, registered, reach } = yield* registerOwn(options, name, key)
   options.say(`registered ${name} on ${registry.url} (chain ${registry.chainId}), ${how}, in block ${registered.blockNumber}`)
   const routers = options.routers ?? []
   const bytes = yield* encodeKeyfile({ name, routers, key, ...secrets }, hash)
   yield* writeKeyfile(file, bytes)
-  return { name, key, ...secrets, routers, firstBoot: true, onChain: true } satisfies LoggedIn
+  return { name, key, ...secrets, routers, reach, firstBoot: true, onChain: true } satisfies LoggedIn
 })
 
 const laterBoot = Effect.fn("Identity.laterBoot")(function*(options: LoginOptions, file: string) {
@@ -156,11 +165,14 @@ const laterBoot = Effect.fn("Identity.laterBoot")(function*(options: LoginOption
   const withRouters = { ...options, routers: options.routers ?? (contents.routers.length > 0 ? contents.routers : undefined) }
   const record = yield* Effect.result(Effect.flatMap(registryOf(options), (registry) => registry.readNode(name)))
   let onChain = true
+  const keyfileReach: Reach | undefined = contents.routers.length > 0 ? { _tag: "Indirect", routers: contents.routers } : undefined
+  let reach: Reach | undefined = keyfileReach
   if (record._tag === "Failure") {
     const e = record.failure
     if (e instanceof NameNotFound) {
-      const { how } = yield* registerOwn(withRouters, name, contents.key)
-      options.say(`${name} was not on the chain (a new chain?): registered again, ${how}`)
+      const again = yield* registerOwn(withRouters, name, contents.key)
+      reach = again.reach
+      options.say(`${name} was not on the chain (a new chain?): registered again, ${again.how}`)
     } else if (e instanceof ChainUnavailable) {
       options.say(`the chain at ${e.url} does not answer (${e.reason}): booting on the keyfile; names will be checked when it is back`)
       onChain = false
@@ -171,8 +183,11 @@ const laterBoot = Effect.fn("Identity.laterBoot")(function*(options: LoginOption
       if (!options.reset) {
         return yield* new NetKeyMismatch({ name, onChain: onChainKey === "" ? "(none)" : onChainKey, inKeyfile: ours })
       }
-      const { how } = yield* registerOwn(withRouters, name, contents.key)
-      options.say(`--reset: wrote this node's key to ${name} on chain, ${how}`)
+      const again = yield* registerOwn(withRouters, name, contents.key)
+      reach = again.reach
+      options.say(`--reset: wrote this node's key to ${name} on chain, ${again.how}`)
+    } else if (record.success.ip !== undefined && record.success.tcpPort !== undefined) {
+      reach = { _tag: "Direct", ip: record.success.ip, tcpPort: record.success.tcpPort }
     }
   }
   return {
@@ -181,6 +196,7 @@ const laterBoot = Effect.fn("Identity.laterBoot")(function*(options: LoginOption
     jwtSecret: contents.jwtSecret,
     fileKey: contents.fileKey,
     routers: contents.routers,
+    reach,
     firstBoot: false,
     onChain
   } satisfies LoggedIn

@@ -5,6 +5,7 @@ export {
   describeLoginFailure,
   firstFreePort,
   type LoggedIn,
+  type Reach,
   login,
   type LoginOptions,
   NameRequired,

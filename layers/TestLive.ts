@@ -7,6 +7,8 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Home } from "../src/Home.ts"
+import type { Identity } from "../src/Identity.ts"
+import type { Net } from "../src/Net.ts"
 import { KernelConfig } from "../src/Kernel.ts"
 import type { NativeProgram } from "../src/ProcessApi.ts"
 import { Printout } from "../src/Printout.ts"
@@ -14,7 +16,7 @@ import { NativePrograms } from "../src/ProgramLoader.ts"
 import { EphemeralIdentity } from "../services/identity/index.ts"
 import { KernelStoreLmdb } from "../services/kernel-store/index.ts"
 import { Lmdb } from "../services/lmdb/index.ts"
-import { NetOfflineModule, NetOfflinePort } from "../services/net/index.ts"
+import { NetModule, NetOfflineModule, NetOfflinePort, type NetStatus } from "../services/net/index.ts"
 import { echo, ProgramLoaderFs } from "../services/program-loader/index.ts"
 import { VfsDriveAccess } from "../services/vfs/index.ts"
 import { KernelLive } from "./KernelLive.ts"
@@ -30,6 +32,10 @@ export const TempHome = Layer.effect(
 
 export interface TestNodeOptions {
   readonly node?: string
+  /** Who the node is (default: a fresh key named `node`). */
+  readonly identity?: Layer.Layer<Identity>
+  /** The network (`NetLibp2p(...)`); default: offline. */
+  readonly net?: Layer.Layer<Net | NetStatus, unknown, Identity | Printout>
   readonly mailboxCapacity?: number
   readonly programs?: Record<string, NativeProgram>
   /** Use this home instead of a fresh temp dir (restart tests). */
@@ -39,14 +45,17 @@ export interface TestNodeOptions {
 /** The kernel on real LMDB over a `Home` from the context; exposes Kernel, ModuleHost, Printout (memory), Identity. */
 export const kernelOverHome = (options: Omit<TestNodeOptions, "home"> = {}) => {
   const printout = Printout.memory()
-  const layer = NetOfflineModule.pipe(
+  const net = options.net
+  const netModule = net === undefined ? NetOfflineModule : NetModule
+  const netPort = net === undefined ? NetOfflinePort : net
+  const layer = netModule.pipe(
     Layer.provideMerge(KernelLive),
-    Layer.provide(Layer.mergeAll(NetOfflinePort, VfsDriveAccess)),
+    Layer.provideMerge(Layer.mergeAll(netPort, VfsDriveAccess)),
     Layer.provide(ProgramLoaderFs),
     Layer.provide(NativePrograms.make({ echo, ...options.programs })),
     Layer.provide(KernelStoreLmdb),
     Layer.provide(Lmdb.layer),
-    Layer.provideMerge(EphemeralIdentity(options.node ?? "test.dev")),
+    Layer.provideMerge(options.identity ?? EphemeralIdentity(options.node ?? "test.dev")),
     Layer.provideMerge(KernelConfig.layer(options.mailboxCapacity)),
     Layer.provideMerge(printout.layer)
   )

@@ -1,0 +1,389 @@
+/**
+ * The peer table: one entry per node this node talks to, and everything that happens on
+ * their streams. Plain JavaScript on purpose: `send` sits on the send path of every
+ * remote message and answers synchronously (the `Net` port's contract).
+ *
+ * - **Out**: a message for `bob.os` is framed at once (an oversized one is refused), then
+ *   written to bob's stream, or queued while the stream is being opened. One stream per
+ *   peer carries a sender's messages, so they arrive in the order they were sent. A dial
+ *   that fails or takes longer than the dial timeout fails every queued message
+ *   (`offline`: the kernel hands that to each waiting requester).
+ * - **In**: the dialler's first frame names it (`Hello`); the name's key on the chain
+ *   must be the key the peer proved in Noise, else the connection closes. After that every
+ *   frame must be a well-formed message from that node to this one; anything else closes
+ *   the connection with one log line. Capabilities claiming this node as issuer must carry
+ *   this node's valid signature (others cannot be checked here and pass as they are).
+ * - **Fairness**: each peer may have at most `maxQueuedPerPeer` messages waiting for the
+ *   kernel; beyond that its streams are paused (TCP back-pressure reaches the sender), so
+ *   a flood from one peer cannot starve the others.
+ * - **Limits**: at most `maxPeers` peers; a new one evicts the least recently active.
+ *   Peers silent for `idleMs` are closed (no hard lifetime: Kinode's 30-minute cut of busy
+ *   connections is a [quirk]). A changed or removed key closes the peer's connection.
+ */
+import type { Connection, Libp2p, Stream } from "@libp2p/interface"
+import { Result } from "effect"
+import { signingBytes } from "../../src/Capabilities.ts"
+import type { Identity, NodeRecord } from "../../src/Identity.ts"
+import { isComplete } from "../../src/Identity.ts"
+import type { KernelMessage, SendErrorKind, SignedCapability } from "../../src/Message.ts"
+import type { NetInbound } from "../../src/Net.ts"
+import type { RefusalReason } from "../../src/ProcessApi.ts"
+import { peerIdOfKey } from "./Keys.ts"
+import { routesOf } from "./Routes.ts"
+import {
+  decodeHelloFrame,
+  decodeMessageFrame,
+  describeFault,
+  encodeFrame,
+  encodeHello,
+  type FrameFault,
+  makeFrameReader,
+  MAX_FRAME_BYTES,
+  PROTOCOL
+} from "./Wire.ts"
+
+export interface NetLimits {
+  /** Peers kept connected at once; a new one evicts the least recently active (Kinode: 32). */
+  readonly maxPeers: number
+  /** A peer with no traffic for this long is disconnected (0: never). */
+  readonly idleMs: number
+  /** Dial plus handshake (Kinode: 5 s). */
+  readonly dialTimeoutMs: number
+  /** Messages from one peer waiting for the kernel before its streams are paused. */
+  readonly maxQueuedPerPeer: number
+}
+
+export const defaultLimits: NetLimits = {
+  maxPeers: 32,
+  idleMs: 30 * 60 * 1000,
+  dialTimeoutMs: 5000,
+  maxQueuedPerPeer: 1024
+}
+
+interface Queued {
+  readonly frame: Uint8Array
+  readonly km: KernelMessage
+}
+
+export interface Peer {
+  readonly name: string
+  /** The PeerId its key gives, as the PKI held it when the peer was bound. */
+  peerId: string
+  /** The stream this node writes to the peer on. */
+  out: Stream | undefined
+  readonly streams: Set<Stream>
+  pending: Array<Queued>
+  dialing: boolean
+  lastActive: number
+  /** Messages from this peer not yet taken by the kernel. */
+  waiting: number
+  paused: boolean
+}
+
+export interface PeerView {
+  readonly name: string
+  readonly secondsSinceActive: number
+  /** The connection goes through a relay (this node or the peer is indirect). */
+  readonly relayed: boolean
+  /** The peer reserved a relay slot on this node (this node routes for it). */
+  readonly routing: boolean
+}
+
+export interface PeerTableDeps {
+  readonly node: Libp2p
+  readonly identity: Identity["Service"]
+  readonly limits: NetLimits
+  readonly print: (level: number, text: string) => void
+  /** Hands an inbound item to the kernel's queue. */
+  readonly deliver: (item: NetInbound, from: Peer | undefined) => void
+  /** Names of the nodes that reserved a relay slot here. */
+  readonly routingFor: () => ReadonlySet<string>
+}
+
+const readChunks = (data: Uint8Array | { subarray(): Uint8Array }): Uint8Array =>
+  data instanceof Uint8Array ? data : data.subarray()
+
+export const makePeerTable = (deps: PeerTableDeps) => {
+  const { identity, limits, print } = deps
+  const self = identity.name
+  const peers = new Map<string, Peer>()
+  const maxWriteBuffer = 4 * MAX_FRAME_BYTES
+
+  const now = () => performance.now()
+
+  const newPeer = (name: string, peerId: string): Peer => {
+    if (peers.size >= limits.maxPeers) evictLeastActive()
+    const peer: Peer = {
+      name,
+      peerId,
+      out: undefined,
+      streams: new Set(),
+      pending: [],
+      dialing: false,
+      lastActive: now(),
+      waiting: 0,
+      paused: false
+    }
+    peers.set(name, peer)
+    return peer
+  }
+
+  const evictLeastActive = () => {
+    let oldest: Peer | undefined
+    for (const p of peers.values()) {
+      if (p.dialing || p.pending.length > 0) continue
+      if (oldest === undefined || p.lastActive < oldest.lastActive) oldest = p
+    }
+    if (oldest !== undefined) disconnect(oldest, `evicted: more than ${limits.maxPeers} peers, least recently active`, 1)
+  }
+
+  /** Fails what waits for `peer` and forgets it; its streams are closed. */
+  const disconnect = (peer: Peer, why: string, level: number) => {
+    if (peers.get(peer.name) === peer) peers.delete(peer.name)
+    print(level, `${peer.name}: disconnected (${why})`)
+    failPending(peer, "offline")
+    for (const s of peer.streams) s.abort(new Error(why))
+    peer.streams.clear()
+    peer.out = undefined
+  }
+
+  const failPending = (peer: Peer, kind: SendErrorKind) => {
+    const pending = peer.pending
+    peer.pending = []
+    // Only a requester waiting for an answer can be told; other messages are lost, as in Kinode.
+    for (const q of pending) {
+      if (q.km.message._tag === "Request" && q.km.message.expectsResponse !== undefined) {
+        deps.deliver({ _tag: "Undelivered", message: q.km, kind }, undefined)
+      }
+    }
+  }
+
+  const write = (peer: Peer, stream: Stream, frame: Uint8Array) => {
+    peer.lastActive = now()
+    stream.send(frame)
+  }
+
+  const hangUp = (peer: Peer, fault: string) => {
+    print(0, `${peer.name}: connection closed: ${fault}`)
+    const connections = deps.node.getConnections().filter((c) => c.remotePeer.toString() === peer.peerId)
+    disconnect(peer, fault, 2)
+    for (const c of connections) c.abort(new Error(fault))
+  }
+
+  // ---- inbound -----------------------------------------------------------------
+
+  /** Checks a message from `peer` and hands it on; a fault closes the connection. */
+  const receive = (peer: Peer, payload: Uint8Array): string | undefined => {
+    const decoded = decodeMessageFrame(payload)
+    if (Result.isFailure(decoded)) return describeFault(decoded.failure)
+    let km = decoded.success
+    if (km.source.node !== peer.name) return `message claims source node ${km.source.node}, the peer is ${peer.name}`
+    if (km.target.node !== self) return `message for ${km.target.node} sent to ${self}`
+    const caps = km.message.capabilities as ReadonlyArray<SignedCapability>
+    if (caps.length > 0) {
+      const kept = caps.filter((c) => c.issuer.node !== self || identity.verify(signingBytes(c), c.signature))
+      if (kept.length !== caps.length) {
+        print(1, `${peer.name}: dropped ${caps.length - kept.length} capabilities claiming ${self} as issuer with a bad signature`)
+        km = { ...km, message: { ...km.message, capabilities: kept } }
+      }
+    }
+    peer.lastActive = now()
+    peer.waiting++
+    if (peer.waiting >= limits.maxQueuedPerPeer && !peer.paused) {
+      peer.paused = true
+      for (const s of peer.streams) s.pause()
+    }
+    deps.deliver({ _tag: "Message", message: km }, peer)
+    return undefined
+  }
+
+  /** The kernel took one of `peer`'s messages. */
+  const taken = (peer: Peer) => {
+    peer.waiting--
+    if (peer.paused && peer.waiting <= limits.maxQueuedPerPeer / 2) {
+      peer.paused = false
+      for (const s of peer.streams) s.resume()
+    }
+  }
+
+  /**
+   * Reads frames off `stream`. An inbound stream starts unbound: its first frame must be
+   * the dialler's hello, checked by `bind`.
+   */
+  const read = (stream: Stream, bound: Peer | undefined, bind: (name: string) => Peer | string) => {
+    const reader = makeFrameReader()
+    let peer = bound
+    const fault = (why: string) => {
+      if (peer !== undefined) hangUp(peer, why)
+      else {
+        print(0, `connection closed: ${why}`)
+        stream.abort(new Error(why))
+      }
+    }
+    stream.addEventListener("message", (event) => {
+      const frames = reader.push(readChunks(event.data))
+      if (Result.isFailure(frames)) return fault(describeFault(frames.failure as FrameFault))
+      for (const payload of frames.success) {
+        if (peer === undefined) {
+          const hello = decodeHelloFrame(payload)
+          if (Result.isFailure(hello)) return fault(describeFault(hello.failure))
+          const bound = bind(hello.success)
+          if (typeof bound === "string") return fault(bound)
+          peer = bound
+          continue
+        }
+        const why = receive(peer, payload)
+        if (why !== undefined) return fault(why)
+      }
+    })
+    stream.addEventListener("close", () => {
+      if (peer === undefined) return
+      peer.streams.delete(stream)
+      if (peer.out === stream) peer.out = undefined
+      if (peer.streams.size === 0 && !peer.dialing && peers.get(peer.name) === peer) {
+        peers.delete(peer.name)
+        failPending(peer, "offline")
+        print(2, `${peer.name}: stream closed`)
+      }
+    })
+  }
+
+  /** A stream another node opened to us. */
+  const accept = (stream: Stream, connection: Connection) => {
+    stream.maxWriteBufferLength = maxWriteBuffer
+    const remote = connection.remotePeer.toString()
+    read(stream, undefined, (name) => {
+      const record = identity.lookup(name)
+      if (record === undefined) return `${name} is not in the PKI`
+      if (peerIdOfKey(record.publicKey) !== remote) return `${name}'s key on chain is not the key this peer proved`
+      let peer = peers.get(name)
+      if (peer !== undefined && peer.peerId !== remote) {
+        disconnect(peer, "replaced by a connection with the chain's current key", 1)
+        peer = undefined
+      }
+      peer ??= newPeer(name, remote)
+      peer.streams.add(stream)
+      if (peer.paused) stream.pause()
+      if (peer.out === undefined) {
+        peer.out = stream
+        flush(peer)
+      }
+      return peer
+    })
+  }
+
+  // ---- outbound ----------------------------------------------------------------
+
+  const flush = (peer: Peer) => {
+    const out = peer.out
+    if (out === undefined) return
+    const pending = peer.pending
+    peer.pending = []
+    for (const q of pending) write(peer, out, q.frame)
+  }
+
+  const dial = (peer: Peer, record: NodeRecord) => {
+    const routes = routesOf(record, identity.lookup, self)
+    if (typeof routes === "string") {
+      print(1, `${peer.name}: cannot be reached (${routes})`)
+      peers.delete(peer.name)
+      failPending(peer, "offline")
+      return
+    }
+    peer.dialing = true
+    const started = now()
+    deps.node.dialProtocol([...routes], PROTOCOL, {
+      signal: AbortSignal.timeout(limits.dialTimeoutMs),
+      runOnLimitedConnection: true
+    }).then(
+      (stream) => {
+        peer.dialing = false
+        if (peers.get(peer.name) !== peer) return void stream.abort(new Error("peer dropped while dialling"))
+        stream.maxWriteBufferLength = maxWriteBuffer
+        peer.streams.add(stream)
+        read(stream, peer, () => "unexpected hello")
+        stream.send(encodeHello(self))
+        if (peer.out === undefined) peer.out = stream
+        print(2, `${peer.name}: connected in ${Math.round(now() - started)} ms`)
+        flush(peer)
+      },
+      (e: unknown) => {
+        peer.dialing = false
+        print(1, `${peer.name}: offline (${e instanceof Error ? e.message.split("\n")[0] : String(e)})`)
+        if (peer.out !== undefined) return flush(peer) // it dialled us meanwhile
+        if (peers.get(peer.name) === peer) peers.delete(peer.name)
+        failPending(peer, "offline")
+      }
+    )
+  }
+
+  /** The `Net` port's `send`. */
+  const send = (km: KernelMessage): RefusalReason | undefined => {
+    const name = km.target.node
+    const record = identity.lookup(name)
+    if (record === undefined || !isComplete(record)) return "Offline"
+    const frame = encodeFrame(km)
+    if (frame.byteLength - 4 > MAX_FRAME_BYTES) return "MessageTooLarge"
+    let peer = peers.get(name)
+    if (peer === undefined) {
+      const peerId = peerIdOfKey(record.publicKey)
+      if (peerId === undefined) return "Offline"
+      peer = newPeer(name, peerId)
+    }
+    const out = peer.out
+    if (out !== undefined && out.writeStatus === "writable") {
+      write(peer, out, frame)
+      return undefined
+    }
+    if (out !== undefined) peer.out = undefined
+    peer.pending.push({ frame, km })
+    if (!peer.dialing) dial(peer, record)
+    return undefined
+  }
+
+  /** Opens a connection to `name` with nothing to send yet. */
+  const connect = (name: string) => {
+    if (peers.has(name)) return
+    const record = identity.lookup(name)
+    const peerId = record === undefined ? undefined : peerIdOfKey(record.publicKey)
+    if (record === undefined || peerId === undefined || !isComplete(record)) return
+    dial(newPeer(name, peerId), record)
+  }
+
+  /** The PKI changed for `name`: a connection proven with another key is closed. */
+  const keyChanged = (name: string, record: NodeRecord | undefined) => {
+    const peer = peers.get(name)
+    if (peer === undefined) return
+    const expected = record === undefined ? undefined : peerIdOfKey(record.publicKey)
+    if (expected !== peer.peerId) {
+      hangUp(peer, record === undefined ? `${name} left the PKI` : `${name}'s key changed on chain`)
+    }
+  }
+
+  const sweepIdle = () => {
+    if (limits.idleMs <= 0) return
+    const cutoff = now() - limits.idleMs
+    const keep = deps.routingFor()
+    for (const p of [...peers.values()]) {
+      if (p.lastActive < cutoff && !p.dialing && p.pending.length === 0 && !keep.has(p.name)) {
+        disconnect(p, `idle for ${Math.round(limits.idleMs / 1000)} s`, 2)
+      }
+    }
+  }
+
+  const view = (): ReadonlyArray<PeerView> => {
+    const t = now()
+    const routing = deps.routingFor()
+    return [...peers.values()].filter((p) => p.out !== undefined).map((p) => ({
+      name: p.name,
+      secondsSinceActive: Math.round((t - p.lastActive) / 1000),
+      relayed: p.out?.protocol !== undefined &&
+        deps.node.getConnections().some((c) => c.remotePeer.toString() === p.peerId && !c.direct),
+      routing: routing.has(p.name)
+    }))
+  }
+
+  return { send, accept, connect, taken, keyChanged, sweepIdle, view, size: () => peers.size }
+}
+
+export type PeerTable = ReturnType<typeof makePeerTable>

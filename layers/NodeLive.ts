@@ -10,7 +10,7 @@ import type { Identity } from "../src/Identity.ts"
 import type { ModuleHost } from "../src/ModuleHost.ts"
 import { KernelStoreLmdb } from "../services/kernel-store/KernelStoreLmdb.ts"
 import { Lmdb } from "../services/lmdb/Lmdb.ts"
-import { NetOfflineModule, NetOfflinePort } from "../services/net/index.ts"
+import { NetLibp2p, NetModule, NetOfflineModule, NetOfflinePort, type NetOptions } from "../services/net/index.ts"
 import { Packages } from "../services/packages/index.ts"
 import { BuiltinPrograms, ProgramLoaderFs } from "../services/program-loader/index.ts"
 import { Terminal, TerminalPrintout } from "../services/terminal/index.ts"
@@ -25,6 +25,8 @@ export interface NodeOptions {
   readonly identity: Layer.Layer<Identity>
   /** The KNS indexer process (`KnsIndexer.layerNode`), when the node follows a chain. */
   readonly indexer?: Layer.Layer<never, never, ModuleHost | Lmdb | Identity> | undefined
+  /** The network over libp2p; without it the node is offline (every other node `Offline`). */
+  readonly net?: NetOptions | undefined
 }
 
 export const HomeDir = (dir: string) =>
@@ -33,11 +35,14 @@ export const HomeDir = (dir: string) =>
     return { path: fs.realpathSync(dir) }
   }))
 
-export const NodeLive = (options: NodeOptions) =>
-  Layer.mergeAll(Packages.layer, Terminal.layer, options.indexer ?? Layer.empty).pipe(
-    Layer.provideMerge(Layer.mergeAll(NetOfflineModule, StorageLive)),
+export const NodeLive = (options: NodeOptions) => {
+  const net = options.net === undefined
+    ? { port: NetOfflinePort, module: NetOfflineModule }
+    : { port: NetLibp2p(options.net), module: NetModule }
+  return Layer.mergeAll(Packages.layer, Terminal.layer, options.indexer ?? Layer.empty).pipe(
+    Layer.provideMerge(Layer.mergeAll(net.module, StorageLive)),
     Layer.provideMerge(KernelLive),
-    Layer.provide(Layer.mergeAll(NetOfflinePort, VfsDriveAccess)),
+    Layer.provideMerge(Layer.mergeAll(net.port, VfsDriveAccess)),
     Layer.provide(ProgramLoaderFs),
     Layer.provide(BuiltinPrograms),
     Layer.provide(KernelStoreLmdb),
@@ -47,3 +52,4 @@ export const NodeLive = (options: NodeOptions) =>
     Layer.provideMerge(TerminalPrintout(options.verbosity)),
     Layer.provideMerge(HomeDir(options.home))
   )
+}

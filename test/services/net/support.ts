@@ -13,7 +13,7 @@ import { address } from "../../../src/Ids.ts"
 import { Kernel, networkCap } from "../../../src/Kernel.ts"
 import { request, text } from "../../../src/Message.ts"
 import type { NativeApi } from "../../../src/ProcessApi.ts"
-import { Printout } from "../../../src/Printout.ts"
+import { type Printed, Printout } from "../../../src/Printout.ts"
 
 export interface NetNode {
   readonly name: string
@@ -22,7 +22,7 @@ export interface NetNode {
   readonly kernel: Kernel["Service"]
   readonly identity: Identity["Service"]
   readonly status: NetStatus["Service"]
-  readonly lines: ReadonlyArray<string>
+  readonly lines: ReadonlyArray<Printed>
   /** The record the chain would hold for this node. */
   readonly record: NodeRecord
 }

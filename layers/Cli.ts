@@ -19,6 +19,7 @@ import { Printout } from "../src/Printout.ts"
 import { BASE_CHAIN_ID, type ChainExit, ChainUnavailable, embeddedOptions, fundOnAnvil, KIMAP_ADDRESS, makeRegistry, startAnvil } from "../services/chain/index.ts"
 import { ChainIdentity, describeLoginFailure, login, publicKeyHex } from "../services/identity/index.ts"
 import { KnsIndexer } from "../services/kns-indexer/index.ts"
+import type { ListenFailed } from "../services/net/index.ts"
 import { installBundled } from "../services/packages/index.ts"
 import { ask, readLoop } from "../services/terminal/index.ts"
 import { NodeLive } from "./NodeLive.ts"
@@ -35,11 +36,17 @@ const USAGE = `usage: node dist/main.js --home <dir> [options]
   --wallet-key <0x..>     with --rpc: the wallet that pays for and owns the registration
   --chain-port <n>        the embedded chain's port (default 8545; started or joined)
   --reset                 write this node's key to its name on chain even if the chain holds another
+  --max-peers <n>         peers kept connected; more evict the least recently active (default 32)
+  --idle-timeout <s>      close a peer's connection after this many silent seconds (default 1800; 0 never)
+  --dial-timeout <s>      connect and handshake budget per dial (default 5)
+  --max-passthroughs <n>  direct nodes: relay slots for nodes listing this one in ~routers (default 64; 0 none)
+  --offline               do not start the network (every other node is offline)
   -v, --verbosity <n>     0-3, terminal verbosity (default 0)
   --detached              run without the terminal (stop with SIGTERM/SIGINT)
   -h, --help              this text
 
-exit codes: 0 ok, 2 bad or missing input, 3 wrong password, 4 identity conflict, 5 chain unreachable, 1 other`
+exit codes: 0 ok, 2 bad or missing input, 3 wrong password, 4 identity conflict, 5 chain unreachable,
+            6 network port unavailable, 1 other`
 
 export interface Flags {
   readonly home: string
@@ -54,6 +61,11 @@ export interface Flags {
   readonly reset: boolean
   readonly verbosity: number
   readonly detached: boolean
+  readonly offline: boolean
+  readonly maxPeers: number
+  readonly idleTimeoutSeconds: number
+  readonly dialTimeoutSeconds: number
+  readonly maxPassthroughs: number
 }
 
 const port = (text: string | undefined, flag: string): number | string | undefined => {
@@ -82,6 +94,11 @@ export const parseFlags = (argv: ReadonlyArray<string>): Flags | string => {
         reset: { type: "boolean" },
         verbosity: { type: "string", short: "v" },
         detached: { type: "boolean" },
+        offline: { type: "boolean" },
+        "max-peers": { type: "string" },
+        "idle-timeout": { type: "string" },
+        "dial-timeout": { type: "string" },
+        "max-passthroughs": { type: "string" },
         help: { type: "boolean", short: "h" }
       }
     })
@@ -103,6 +120,16 @@ export const parseFlags = (argv: ReadonlyArray<string>): Flags | string => {
   const chainPort = port(v["chain-port"], "--chain-port")
   if (typeof tcpPort === "string") return tcpPort
   if (typeof chainPort === "string") return chainPort
+  const count = (flag: string, text: string | undefined, fallback: number, min: number): number | string => {
+    if (text === undefined) return fallback
+    const n = Number(text)
+    return Number.isInteger(n) && n >= min ? n : `--${flag} takes a whole number >= ${min}, not ${text}`
+  }
+  const maxPeers = count("max-peers", v["max-peers"], 32, 1)
+  const idleTimeoutSeconds = count("idle-timeout", v["idle-timeout"], 1800, 0)
+  const dialTimeoutSeconds = count("dial-timeout", v["dial-timeout"], 5, 1)
+  const maxPassthroughs = count("max-passthroughs", v["max-passthroughs"], 64, 0)
+  for (const c of [maxPeers, idleTimeoutSeconds, dialTimeoutSeconds, maxPassthroughs]) if (typeof c === "string") return c
   const walletKey = v["wallet-key"]
   if (walletKey !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(walletKey)) return `--wallet-key takes a 0x-prefixed 32-byte hex private key`
   if (walletKey !== undefined && v.rpc === undefined) return `--wallet-key goes with --rpc`
@@ -119,7 +146,12 @@ export const parseFlags = (argv: ReadonlyArray<string>): Flags | string => {
     chainPort: chainPort ?? 8545,
     reset: v.reset === true,
     verbosity,
-    detached: v.detached === true
+    detached: v.detached === true,
+    offline: v.offline === true,
+    maxPeers: maxPeers as number,
+    idleTimeoutSeconds: idleTimeoutSeconds as number,
+    dialTimeoutSeconds: dialTimeoutSeconds as number,
+    maxPassthroughs: maxPassthroughs as number
   }
 }
 
@@ -159,6 +191,8 @@ const exitCodeOf = (e: unknown): number => {
       return 4
     case "ChainUnavailable":
       return 5
+    case "ListenFailed":
+      return 6
     default:
       return 1
   }
@@ -195,6 +229,16 @@ const makePhases = () => {
   }
 }
 type Phases = ReturnType<typeof makePhases>
+
+/** The one line for a failed boot: login's reasons, and the network's. */
+const describeFailure = (e: unknown): string => {
+  if ((e as { _tag?: string })._tag === "ListenFailed") {
+    const f = e as ListenFailed
+    return `net: cannot listen on ${f.addresses.join(", ")}, the address registered for this node (${f.reason}): ` +
+      "is another program using the port? Stop it and boot again"
+  }
+  return describeLoginFailure(e)
+}
 
 const runNode = (flags: Flags, phases: Phases, chainExit: Effect.Effect<ChainExit> | undefined) =>
   Effect.gen(function*() {
@@ -269,14 +313,28 @@ export const main = (argv: ReadonlyArray<string>) => {
       // Kimap's first Base block, or the start of any other chain (the embedded one).
       ...(chainId === BASE_CHAIN_ID ? {} : { firstBlock: 0 })
     })
+    const net = flags.offline ? undefined : {
+      seed: loggedIn.key.seed,
+      reach: loggedIn.reach,
+      maxPassthroughs: flags.maxPassthroughs,
+      limits: { maxPeers: flags.maxPeers, idleMs: flags.idleTimeoutSeconds * 1000, dialTimeoutMs: flags.dialTimeoutSeconds * 1000 }
+    }
+    if (net !== undefined) {
+      const reach = loggedIn.reach
+      say(reach === undefined
+        ? "net: reached by nobody until the chain says where (dialling out works)"
+        : reach._tag === "Direct"
+        ? `net: listening on ${reach.ip}:${reach.tcpPort} (tcp)`
+        : `net: reached through ${reach.routers.join(", ")}`)
+    }
     yield* runNode(flags, phases, anvil?.exited).pipe(
       Effect.scoped,
-      Effect.provide(Layer.fresh(NodeLive({ home, verbosity: flags.verbosity, identity: ChainIdentity(loggedIn), indexer })))
+      Effect.provide(Layer.fresh(NodeLive({ home, verbosity: flags.verbosity, identity: ChainIdentity(loggedIn), indexer, net })))
     )
   }).pipe(
     Effect.catch((e: unknown) =>
       Effect.sync(() => {
-        process.stderr.write(`${describeLoginFailure(e)}\n`)
+        process.stderr.write(`${describeFailure(e)}\n`)
         process.exitCode = exitCodeOf(e)
       })
     )

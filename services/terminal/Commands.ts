@@ -6,32 +6,20 @@
  *   v <0-3>                             verbosity
  *   id                                  this node's name and networking key
  *   kns <name>                          a node's record, through the KNS indexer
+ *   hi, peers, peer, net                the network (NetCommands.ts)
  *   help                                the table's help
  */
 import { Effect, Result, Schema } from "effect"
 import { WitKnsUpdate } from "../kns-indexer/index.ts"
 import { Identity } from "../../src/Identity.ts"
-import { type Address, localAddress, parseAddress, pid } from "../../src/Ids.ts"
+import { localAddress, parseAddress, pid } from "../../src/Ids.ts"
 import * as Json from "../../src/Json.ts"
-import { Kernel, messagingCap } from "../../src/Kernel.ts"
-import { bodyText, request, text } from "../../src/Message.ts"
+import { Kernel } from "../../src/Kernel.ts"
+import { bodyText } from "../../src/Message.ts"
 import { Printout } from "../../src/Printout.ts"
-import type { CommandContext, TerminalCommand } from "./CommandTable.ts"
-
-/**
- * Sends `body` as the terminal and waits for the answer. A local target is granted to
- * the terminal first: it is root (it holds kernel messaging), so it may grant itself that.
- */
-const ask = (ctx: CommandContext, target: Address, body: string, seconds: bigint) =>
-  Effect.gen(function*() {
-    const kernel = yield* Kernel
-    if (target.node === kernel.node) {
-      yield* kernel.grant(ctx.terminal.our.process.toString(), [messagingCap(kernel.node, target.process.toString())])
-    }
-    return yield* ctx.terminal.sendAndAwaitEffect(target, request({ body: text(body), expectsResponse: seconds })).pipe(
-      Effect.catch((e) => Effect.succeed(e))
-    )
-  })
+import type { TerminalCommand } from "./CommandTable.ts"
+import { ask } from "./Asking.ts"
+import { netCommands } from "./NetCommands.ts"
 
 const m: TerminalCommand = {
   name: "m",
@@ -130,4 +118,4 @@ const kns: TerminalCommand = {
     })
 }
 
-export const builtinCommands: ReadonlyArray<TerminalCommand> = [m, top, v, id, kns]
+export const builtinCommands: ReadonlyArray<TerminalCommand> = [m, top, v, id, kns, ...netCommands]

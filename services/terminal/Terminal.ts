@@ -6,7 +6,7 @@
 import { Context, Effect, Layer } from "effect"
 import * as readline from "node:readline"
 import type { Identity } from "../../src/Identity.ts"
-import { Kernel, messagingCap } from "../../src/Kernel.ts"
+import { Kernel, messagingCap, networkCap } from "../../src/Kernel.ts"
 import { Printout } from "../../src/Printout.ts"
 import { builtinCommands } from "./Commands.ts"
 import { makeCommandTable, type TerminalCommand } from "./CommandTable.ts"
@@ -28,7 +28,7 @@ export class Terminal extends Context.Service<Terminal, {
       const printout = yield* Printout
       const context = yield* Effect.context<Kernel | Printout | Identity>()
       const terminal = yield* kernel.session(TERMINAL_PROCESS, {
-        capabilities: [messagingCap(kernel.node, "kernel:distro:sys")],
+        capabilities: [messagingCap(kernel.node, "kernel:distro:sys"), networkCap(kernel.node)],
         public: true
       })
       const table = makeCommandTable(builtinCommands)

@@ -20,7 +20,8 @@
  *   Peers silent for `idleMs` are closed (no hard lifetime: Kinode's 30-minute cut of busy
  *   connections is a [quirk]). A changed or removed key closes the peer's connection.
  */
-import type { Connection, Libp2p, Stream } from "@libp2p/interface"
+import type { Connection, Libp2p, PeerId, Stream } from "@libp2p/interface"
+import { peerIdFromString } from "@libp2p/peer-id"
 import { Result } from "effect"
 import { signingBytes } from "../../src/Capabilities.ts"
 import type { Identity, NodeRecord } from "../../src/Identity.ts"
@@ -283,7 +284,11 @@ export const makePeerTable = (deps: PeerTableDeps) => {
   }
 
   const dial = (peer: Peer, record: NodeRecord) => {
-    const routes = routesOf(record, identity.lookup, self)
+    // A live connection to the peer (it dialled us, or holds a relay slot here) is reused;
+    // otherwise its addresses from the PKI (a router does not dial through itself).
+    const remote = peerIdFromString(peer.peerId)
+    const connected = deps.node.getConnections(remote).length > 0
+    const routes = connected ? remote : routesOf(record, identity.lookup, self)
     if (typeof routes === "string") {
       print(1, `${peer.name}: cannot be reached (${routes})`)
       peers.delete(peer.name)
@@ -292,7 +297,7 @@ export const makePeerTable = (deps: PeerTableDeps) => {
     }
     peer.dialing = true
     const started = now()
-    deps.node.dialProtocol([...routes], PROTOCOL, {
+    deps.node.dialProtocol(Array.isArray(routes) ? [...routes] : routes as PeerId, PROTOCOL, {
       signal: AbortSignal.timeout(limits.dialTimeoutMs),
       runOnLimitedConnection: true
     }).then(

@@ -5,6 +5,11 @@
  * or (for transport-only tests) write the records the chain would hold.
  */
 import { Effect, Layer, Scope } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { KnsIndexer } from "../../../services/kns-indexer/index.ts"
+import { Lmdb } from "../../../services/lmdb/Lmdb.ts"
 import { testKernel } from "../../../layers/TestLive.ts"
 import { generate, identityFromKey, type NetworkingKey } from "../../../services/identity/index.ts"
 import { type NetLimits, NetLibp2p, type NetReach, NetStatus } from "../../../services/net/index.ts"
@@ -40,8 +45,8 @@ export interface NetNodeOptions {
   readonly key?: NetworkingKey
   readonly limits?: Partial<NetLimits>
   readonly home?: string
-  /** Extra layers over the node (the KNS indexer, services). */
-  readonly extra?: (node: Layer.Layer<never>) => Layer.Layer<never>
+  /** Fill the PKI from this chain's registry with a real KNS indexer (its own LMDB dir). */
+  readonly chain?: { readonly url: string; readonly contract: `0x${string}` }
 }
 
 /** Boots a node in the current scope. */
@@ -55,7 +60,21 @@ export const netNode = (name: string, reach: NetReach, options: NetNodeOptions =
       net,
       ...(options.home === undefined ? {} : { home: options.home })
     })
-    const ctx = yield* Layer.build(t.layer)
+    let layer: Layer.Layer<any, unknown> = t.layer
+    if (options.chain !== undefined) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "net-kns-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
+      const indexer = KnsIndexer.layerNode({
+        rpcUrl: options.chain.url,
+        contract: options.chain.contract,
+        chainId: 31337,
+        firstBlock: 0,
+        confirmations: 1,
+        pollInterval: "100 millis"
+      })
+      layer = indexer.pipe(Layer.provideMerge(Lmdb.at(dir)), Layer.provideMerge(t.layer))
+    }
+    const ctx = yield* Layer.build(layer)
     const get = <S>(tag: { key: string }) => ctx.mapUnsafe.get(tag.key) as S
     return {
       name,

@@ -15,8 +15,20 @@ export interface Running {
   readonly exited: Promise<number | null>
 }
 
+let nextPort = 12000 + (process.pid % 80) * 100 // below Linux's ephemeral range
+
+/**
+ * A first boot (`--name` without `--tcp-port` or `--routers`) gets a port of its own: left
+ * alone, nodes booting at once in parallel test files could both pick the first free port
+ * from 10000 before either listens on it.
+ */
+const withOwnPort = (args: ReadonlyArray<string>): ReadonlyArray<string> =>
+  args.includes("--name") && !args.includes("--tcp-port") && !args.includes("--routers")
+    ? [...args, "--tcp-port", String(nextPort++)]
+    : args
+
 export const runNode = (args: ReadonlyArray<string>, options: { readonly node?: string; readonly env?: Record<string, string> } = {}): Running => {
-  const child = spawn(options.node ?? "node", [mainJs, ...args], {
+  const child = spawn(options.node ?? "node", [mainJs, ...withOwnPort(args)], {
     cwd: root,
     env: { ...process.env, ...options.env, PATH: `${path.join(root, "node_modules/.bin")}:${process.env["PATH"]}` }
   })

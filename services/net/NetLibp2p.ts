@@ -108,7 +108,9 @@ export const NetLibp2p = (options: NetOptions) =>
       limits,
       print,
       deliver: (item, from) => void Queue.offerUnsafe(queue, [item, from]),
-      routingFor
+      routingFor,
+      keepConnection: (name) =>
+        routingFor().has(name) || (options.reach?._tag === "Indirect" && options.reach.routers.includes(name))
     })
     yield* Effect.promise(() =>
       node.handle(PROTOCOL, (stream, connection) => table.accept(stream, connection), {

@@ -99,6 +99,8 @@ export interface PeerTableDeps {
   readonly deliver: (item: NetInbound, from: Peer | undefined) => void
   /** Names of the nodes that reserved a relay slot here. */
   readonly routingFor: () => ReadonlySet<string>
+  /** Whether the connection to this node carries a relay slot (ours on it, or its on us). */
+  readonly keepConnection: (name: string) => boolean
 }
 
 const readChunks = (data: Uint8Array | { subarray(): Uint8Array }): Uint8Array =>
@@ -135,7 +137,10 @@ export const makePeerTable = (deps: PeerTableDeps) => {
       if (p.dialing || p.pending.length > 0) continue
       if (oldest === undefined || p.lastActive < oldest.lastActive) oldest = p
     }
-    if (oldest !== undefined) disconnect(oldest, `evicted: more than ${limits.maxPeers} peers, least recently active`, 1)
+    if (oldest !== undefined) {
+      disconnect(oldest, `evicted: more than ${limits.maxPeers} peers, least recently active`, 1)
+      release(oldest)
+    }
   }
 
   /** Fails what waits for `peer` and forgets it; its streams are closed. */
@@ -146,6 +151,12 @@ export const makePeerTable = (deps: PeerTableDeps) => {
     for (const s of peer.streams) s.abort(new Error(why))
     peer.streams.clear()
     peer.out = undefined
+  }
+
+  /** Closes the libp2p connection of a peer that is dropped, unless a relay slot rides on it. */
+  const release = (peer: Peer) => {
+    if (deps.keepConnection(peer.name)) return
+    deps.node.hangUp(peerIdFromString(peer.peerId)).catch(() => undefined)
   }
 
   const failPending = (peer: Peer, kind: SendErrorKind) => {
@@ -190,20 +201,33 @@ export const makePeerTable = (deps: PeerTableDeps) => {
     }
     peer.lastActive = now()
     peer.waiting++
-    if (peer.waiting >= limits.maxQueuedPerPeer && !peer.paused) {
-      peer.paused = true
-      for (const s of peer.streams) s.pause()
-    }
+    if (peer.waiting >= limits.maxQueuedPerPeer && !peer.paused && !resuming) pause(peer)
     deps.deliver({ _tag: "Message", message: km }, peer)
     return undefined
   }
+
+  // libp2p throws when a stream whose readable end has closed is paused or resumed.
+  const readable = (s: Stream) => s.readStatus === "readable" || s.readStatus === "paused"
+  const pause = (peer: Peer) => {
+    print(3, `DBG pause ${peer.name} waiting=${peer.waiting} ${[...peer.streams].map((s) => s.readStatus + "/" + s.readBufferLength).join(",")}`)
+    peer.paused = true
+    for (const s of peer.streams) if (readable(s)) s.pause()
+  }
+  // libp2p's `resume` hands over what the stream buffered and only then re-opens yamux's
+  // window, undoing a pause made meanwhile: so the peer is paused again after `resume`.
+  let resuming = false
 
   /** The kernel took one of `peer`'s messages. */
   const taken = (peer: Peer) => {
     peer.waiting--
     if (peer.paused && peer.waiting <= limits.maxQueuedPerPeer / 2) {
       peer.paused = false
-      for (const s of peer.streams) s.resume()
+      print(3, `DBG resume ${peer.name} waiting=${peer.waiting} ${[...peer.streams].map((s) => s.readStatus + "/" + s.readBufferLength).join(",")}`)
+      resuming = true
+      for (const s of peer.streams) if (readable(s)) s.resume()
+      resuming = false
+      print(3, `DBG resumed ${peer.name} waiting=${peer.waiting}`)
+      if (peer.waiting >= limits.maxQueuedPerPeer) pause(peer)
     }
   }
 
@@ -236,6 +260,11 @@ export const makePeerTable = (deps: PeerTableDeps) => {
         const why = receive(peer, payload)
         if (why !== undefined) return fault(why)
       }
+    })
+    // The peer ended the stream (or its connection) inside a frame: refused like a bad
+    // frame. Not when this node aborted the stream: it has said why already.
+    stream.addEventListener("end", () => {
+      if (reader.partial && stream.status !== "aborted") fault(`stream ended inside a frame (${reader.buffered} bytes of it read)`)
     })
     stream.addEventListener("close", () => {
       if (peer === undefined) return
@@ -368,10 +397,10 @@ export const makePeerTable = (deps: PeerTableDeps) => {
   const sweepIdle = () => {
     if (limits.idleMs <= 0) return
     const cutoff = now() - limits.idleMs
-    const keep = deps.routingFor()
     for (const p of [...peers.values()]) {
-      if (p.lastActive < cutoff && !p.dialing && p.pending.length === 0 && !keep.has(p.name)) {
+      if (p.lastActive < cutoff && !p.dialing && p.pending.length === 0) {
         disconnect(p, `idle for ${Math.round(limits.idleMs / 1000)} s`, 2)
+        release(p)
       }
     }
   }

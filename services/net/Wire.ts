@@ -242,6 +242,10 @@ export const makeFrameReader = (maxFrame: number = MAX_FRAME_BYTES) => {
     /** Bytes held for a frame not yet complete. */
     get buffered() {
       return buffered
+    },
+    /** Whether a frame has begun (part of its header or payload read) and not ended. */
+    get partial() {
+      return need >= 0 || buffered > 0
     }
   }
 }

@@ -75,6 +75,9 @@ describe("two nodes from two commands", () => {
       await ann.waitFor(new RegExp(`${esc(b)}\\n  networking key 0x[0-9a-f]{64}\\n  direct, 127\\.0\\.0\\.1 tcp \\d+`))
       ann.child.stdin.write("net\n")
       await ann.waitFor(/peers \(1\/32\):/)
+      ann.child.stdin.write(`m ${b}@net:distro:sys sent with m\n`)
+      await ben.waitFor(new RegExp(`${esc(a)}: sent with m`))
+      await ann.waitFor(/> ack\n/)
 
       ben.child.kill("SIGKILL")
       await ben.exited

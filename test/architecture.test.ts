@@ -7,6 +7,8 @@
  * - nothing but test/, bench/ and layers/ imports layers/.
  * - the kernel's insides stay inside: nothing outside src/ reaches the router, the grant
  *   table or the process table; src/ starts no fiber outside a scope the kernel owns.
+ * - the transport stays in its service: only services/net/ (and tests and benches of it)
+ *   import libp2p; the kernel sees other nodes only through the `Net` port.
  * - every services/<name>/ has an index.ts (its public surface), and every one that
  *   hosts a process has a Protocol.ts (the Schemas of what crosses its boundary).
  */
@@ -91,6 +93,18 @@ describe("dependency rule", () => {
       const text = fs.readFileSync(path.join(root, f), "utf8")
       for (const m of text.matchAll(/\b(?:Effect\.(?:runFork|runPromise|runSync|runCallback|runForkWith|runPromiseWith|runSyncWith|forkDetach)|forkDaemon)\b/g)) {
         bad.push(`${f}: ${m[0]}`)
+      }
+    }
+    assert.deepStrictEqual(bad, [])
+  })
+
+  it("only services/net/ imports libp2p", () => {
+    const libp2p = /^(?:libp2p|@libp2p\/|@chainsafe\/libp2p-|@multiformats\/multiaddr)/
+    const bad: Array<string> = []
+    for (const dir of ["src", "services", "layers"]) {
+      for (const f of files(dir)) {
+        if (f.startsWith(path.join("services", "net") + path.sep)) continue
+        for (const spec of importsOf(f)) if (libp2p.test(spec)) bad.push(`${f} -> ${spec}`)
       }
     }
     assert.deepStrictEqual(bad, [])

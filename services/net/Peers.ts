@@ -111,6 +111,10 @@ export const makePeerTable = (deps: PeerTableDeps) => {
   const self = identity.name
   const peers = new Map<string, Peer>()
   const maxWriteBuffer = 4 * MAX_FRAME_BYTES
+  // A stream paused for fairness still receives what yamux's window already allowed, up
+  // to yamux's largest stream window (16 MiB by default); its read buffer must hold that,
+  // or libp2p resets the stream (read buffer default: 4 MiB).
+  const maxReadBuffer = 16 * 1024 * 1024
 
   const now = () => performance.now()
 
@@ -209,7 +213,6 @@ export const makePeerTable = (deps: PeerTableDeps) => {
   // libp2p throws when a stream whose readable end has closed is paused or resumed.
   const readable = (s: Stream) => s.readStatus === "readable" || s.readStatus === "paused"
   const pause = (peer: Peer) => {
-    print(3, `DBG pause ${peer.name} waiting=${peer.waiting} ${[...peer.streams].map((s) => s.readStatus + "/" + s.readBufferLength).join(",")}`)
     peer.paused = true
     for (const s of peer.streams) if (readable(s)) s.pause()
   }
@@ -222,11 +225,9 @@ export const makePeerTable = (deps: PeerTableDeps) => {
     peer.waiting--
     if (peer.paused && peer.waiting <= limits.maxQueuedPerPeer / 2) {
       peer.paused = false
-      print(3, `DBG resume ${peer.name} waiting=${peer.waiting} ${[...peer.streams].map((s) => s.readStatus + "/" + s.readBufferLength).join(",")}`)
       resuming = true
       for (const s of peer.streams) if (readable(s)) s.resume()
       resuming = false
-      print(3, `DBG resumed ${peer.name} waiting=${peer.waiting}`)
       if (peer.waiting >= limits.maxQueuedPerPeer) pause(peer)
     }
   }
@@ -281,6 +282,7 @@ export const makePeerTable = (deps: PeerTableDeps) => {
   /** A stream another node opened to us. */
   const accept = (stream: Stream, connection: Connection) => {
     stream.maxWriteBufferLength = maxWriteBuffer
+    stream.maxReadBufferLength = maxReadBuffer
     const remote = connection.remotePeer.toString()
     read(stream, undefined, (name) => {
       const record = identity.lookup(name)
@@ -334,6 +336,7 @@ export const makePeerTable = (deps: PeerTableDeps) => {
         peer.dialing = false
         if (peers.get(peer.name) !== peer) return void stream.abort(new Error("peer dropped while dialling"))
         stream.maxWriteBufferLength = maxWriteBuffer
+        stream.maxReadBufferLength = maxReadBuffer
         peer.streams.add(stream)
         read(stream, peer, () => "unexpected hello")
         stream.send(encodeHello(self))

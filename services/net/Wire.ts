@@ -193,6 +193,7 @@ export const makeFrameReader = (maxFrame: number = MAX_FRAME_BYTES) => {
   let need = -1 // payload length of the frame being read; -1 before its header
 
   const take = (n: number): Uint8Array => {
+    if (n === 0) return new Uint8Array(0) // an empty frame: there may be no chunk left
     const first = chunks[0]!
     if (first.byteLength >= n) {
       const out = first.subarray(0, n)

@@ -23,7 +23,7 @@ import { Identity } from "./Identity.ts"
 import { type Address, localAddress, type ProcessId } from "./Ids.ts"
 import { type CallFailed, makeKernelCalls } from "./KernelCalls.ts"
 import { KernelStore } from "./KernelStore.ts"
-import { DEFAULT_MAILBOX_CAPACITY } from "./Mailbox.ts"
+import { DEFAULT_MAILBOX_CAPACITY, inBatch } from "./Mailbox.ts"
 import type { Capability, KernelMessage, LazyLoadBlob, OnExit, Request, SignedCapability } from "./Message.ts"
 import { makeModuleHost } from "./ModuleHosting.ts"
 import { ModuleHost } from "./ModuleHost.ts"
@@ -177,16 +177,18 @@ const makeKernel = Effect.gen(function*() {
   tableRef.current = processes
 
   // Messages from other nodes enter here, with the same checks as local ones.
-  const fromNet = (item: NetInbound) =>
-    Effect.sync(() => {
-      const km = item.message
-      if (item._tag === "Undelivered") {
-        router.fail(km.source, km.id, { kind: item.kind, target: km.target, message: km.message, blob: km.blob })
-        return
+  const fromNet = (items: ReadonlyArray<NetInbound>) =>
+    Effect.sync(() => inBatch(() => {
+      for (const item of items) {
+        const km = item.message
+        if (item._tag === "Undelivered") {
+          router.fail(km.source, km.id, { kind: item.kind, target: km.target, message: km.message, blob: km.blob })
+          continue
+        }
+        const refused = router.deliver(km)
+        if (refused !== undefined) print(2, "kernel", `message from ${km.source} to ${km.target} refused: ${refused}`)
       }
-      const refused = router.deliver(km)
-      if (refused !== undefined) print(2, "kernel", `message from ${km.source} to ${km.target} refused: ${refused}`)
-    })
+    }))
   yield* Effect.forkScoped(Effect.forever(Effect.flatMap(net.inbound, fromNet)))
 
   yield* Effect.addFinalizer(() => processes.shutdown)

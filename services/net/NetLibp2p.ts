@@ -13,8 +13,9 @@
  */
 import type { Libp2p, PeerId } from "@libp2p/interface"
 import type { Multiaddr } from "@multiformats/multiaddr"
-import { Context, Effect, Layer, Queue, Schedule } from "effect"
+import { Context, Effect, Layer, Schedule } from "effect"
 import { Identity } from "../../src/Identity.ts"
+import { Mailbox } from "../../src/Mailbox.ts"
 import { Net, type NetInbound } from "../../src/Net.ts"
 import { Printout } from "../../src/Printout.ts"
 import { libp2pKeyOf, peerIdOfKey } from "./Keys.ts"
@@ -101,13 +102,15 @@ export const NetLibp2p = (options: NetOptions) =>
     })
     node.addEventListener("peer:disconnect", (event) => void routing.delete(event.detail.toString()))
 
-    const queue = yield* Queue.unbounded<readonly [NetInbound, Peer | undefined]>()
+    // What arrived, for the kernel's fiber. A kernel mailbox (unbounded through
+    // `offerInternal`: each peer's share is bounded by its pause) wakes the fiber at once.
+    const queue = new Mailbox<readonly [NetInbound, Peer | undefined]>(Number.MAX_SAFE_INTEGER)
     const table = makePeerTable({
       node,
       identity,
       limits,
       print,
-      deliver: (item, from) => void Queue.offerUnsafe(queue, [item, from]),
+      deliver: (item, from) => void queue.offerInternal([item, from]),
       routingFor,
       keepConnection: (name) =>
         routingFor().has(name) || (options.reach?._tag === "Indirect" && options.reach.routers.includes(name))
@@ -146,12 +149,23 @@ export const NetLibp2p = (options: NetOptions) =>
     const listening = node.getMultiaddrs().map((m) => m.toString())
     print(1, listening.length > 0 ? `listening on ${listening.join(", ")}` : "listening nowhere yet (indirect: through routers)")
 
+    const takeAll = () => {
+      const items = queue.drain()
+      const out: Array<NetInbound> = new Array(items.length)
+      for (let i = 0; i < items.length; i++) {
+        const [item, peer] = items[i]!
+        if (peer !== undefined) table.taken(peer)
+        out[i] = item
+      }
+      return out
+    }
+    const inbound: Effect.Effect<ReadonlyArray<NetInbound>> = Effect.suspend(() =>
+      queue.size > 0 ? Effect.sync(takeAll) : Effect.flatMap(queue.awaitItem, () => Effect.sync(takeAll))
+    )
+
     const net = Net.of({
       send: table.send,
-      inbound: Effect.map(Queue.take(queue), ([item, peer]) => {
-        if (peer !== undefined) table.taken(peer)
-        return item
-      })
+      inbound
     })
     const status = NetStatus.of({
       reach: options.reach,

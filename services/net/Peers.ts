@@ -73,7 +73,11 @@ export interface Peer {
   /** The stream this node writes to the peer on. */
   out: Stream | undefined
   readonly streams: Set<Stream>
+  /** Messages not yet handed to a stream: while dialling, or waiting for the stream to drain. */
   pending: Array<Queued>
+  pendingBytes: number
+  flushScheduled: boolean
+  awaitingDrain: boolean
   dialing: boolean
   lastActive: number
   /** Messages from this peer not yet taken by the kernel. */
@@ -103,6 +107,21 @@ export interface PeerTableDeps {
   readonly keepConnection: (name: string) => boolean
 }
 
+/** Small frames are handed to a stream together up to this many bytes. */
+const BATCH_BYTES = 256 * 1024
+/** Bytes waiting for one peer (dialling, or a slow reader) beyond which sends are refused `MailboxFull`. */
+const OUTBOX_BYTES = 2 * MAX_FRAME_BYTES
+
+const concatFrames = (queued: ReadonlyArray<Queued>, from: number, to: number, bytes: number): Uint8Array => {
+  const out = new Uint8Array(bytes)
+  let at = 0
+  for (let k = from; k < to; k++) {
+    out.set(queued[k]!.frame, at)
+    at += queued[k]!.frame.byteLength
+  }
+  return out
+}
+
 const readChunks = (data: Uint8Array | { subarray(): Uint8Array }): Uint8Array =>
   data instanceof Uint8Array ? data : data.subarray()
 
@@ -126,6 +145,9 @@ export const makePeerTable = (deps: PeerTableDeps) => {
       out: undefined,
       streams: new Set(),
       pending: [],
+      pendingBytes: 0,
+      flushScheduled: false,
+      awaitingDrain: false,
       dialing: false,
       lastActive: now(),
       waiting: 0,
@@ -166,17 +188,17 @@ export const makePeerTable = (deps: PeerTableDeps) => {
   const failPending = (peer: Peer, kind: SendErrorKind) => {
     const pending = peer.pending
     peer.pending = []
-    // Only a requester waiting for an answer can be told; other messages are lost, as in Kinode.
-    for (const q of pending) {
+    peer.pendingBytes = 0
+    failQueued(pending, kind)
+  }
+
+  // Only a requester waiting for an answer can be told; other messages are lost, as in Kinode.
+  const failQueued = (queued: ReadonlyArray<Queued>, kind: SendErrorKind) => {
+    for (const q of queued) {
       if (q.km.message._tag === "Request" && q.km.message.expectsResponse !== undefined) {
         deps.deliver({ _tag: "Undelivered", message: q.km, kind }, undefined)
       }
     }
-  }
-
-  const write = (peer: Peer, stream: Stream, frame: Uint8Array) => {
-    peer.lastActive = now()
-    stream.send(frame)
   }
 
   const hangUp = (peer: Peer, fault: string) => {
@@ -270,7 +292,10 @@ export const makePeerTable = (deps: PeerTableDeps) => {
     stream.addEventListener("close", () => {
       if (peer === undefined) return
       peer.streams.delete(stream)
-      if (peer.out === stream) peer.out = undefined
+      if (peer.out === stream) {
+        peer.out = [...peer.streams].find(writable)
+        if (peer.pending.length > 0) scheduleFlush(peer)
+      }
       if (peer.streams.size === 0 && !peer.dialing && peers.get(peer.name) === peer) {
         peers.delete(peer.name)
         failPending(peer, "offline")
@@ -298,7 +323,7 @@ export const makePeerTable = (deps: PeerTableDeps) => {
       if (peer.paused) stream.pause()
       if (peer.out === undefined) {
         peer.out = stream
-        flush(peer)
+        scheduleFlush(peer)
       }
       return peer
     })
@@ -306,12 +331,65 @@ export const makePeerTable = (deps: PeerTableDeps) => {
 
   // ---- outbound ----------------------------------------------------------------
 
+  const writable = (s: Stream) => s.writeStatus === "writable" && s.status === "open"
+
+  /**
+   * Writes are gathered per event-loop task and handed to the stream together: one
+   * Noise/Yamux frame and socket write for many small messages instead of one each
+   * (a send costs far more than its bytes). Stops when the stream asks to drain, so
+   * what a slow peer has not taken stays in `pending`, bounded by `OUTBOX_BYTES`.
+   */
+  const scheduleFlush = (peer: Peer) => {
+    if (peer.flushScheduled) return
+    peer.flushScheduled = true
+    queueMicrotask(() => {
+      peer.flushScheduled = false
+      flush(peer)
+    })
+  }
+
   const flush = (peer: Peer) => {
     const out = peer.out
-    if (out === undefined) return
+    if (peer.pending.length === 0 || peer.awaitingDrain) return
+    if (out === undefined || !writable(out)) {
+      peer.out = [...peer.streams].find(writable)
+      if (peer.out !== undefined) return flush(peer)
+      const record = identity.lookup(peer.name)
+      if (!peer.dialing && record !== undefined && peers.get(peer.name) === peer) dial(peer, record)
+      return
+    }
+    peer.lastActive = now()
+    let i = 0
     const pending = peer.pending
-    peer.pending = []
-    for (const q of pending) write(peer, out, q.frame)
+    while (i < pending.length) {
+      if (out.writableNeedsDrain) {
+        peer.awaitingDrain = true
+        out.addEventListener("drain", () => {
+          peer.awaitingDrain = false
+          flush(peer)
+        }, { once: true })
+        break
+      }
+      let end = i + 1
+      let bytes = pending[i]!.frame.byteLength
+      while (end < pending.length && bytes + pending[end]!.frame.byteLength <= BATCH_BYTES) bytes += pending[end++]!.frame.byteLength
+      const chunk = end - i === 1 ? pending[i]!.frame : concatFrames(pending, i, end, bytes)
+      try {
+        out.send(chunk)
+      } catch (e) {
+        // The stream closed under us: what was in this chunk is lost with it, the rest waits for another stream.
+        failQueued(pending.slice(i, end), "offline")
+        i = end
+        peer.out = undefined
+        print(2, `${peer.name}: write failed (${e instanceof Error ? e.message : String(e)})`)
+        break
+      }
+      for (let k = i; k < end; k++) peer.pendingBytes -= pending[k]!.frame.byteLength
+      i = end
+    }
+    peer.pending = i === pending.length ? [] : pending.slice(i)
+    if (peer.pending.length === 0) peer.pendingBytes = 0
+    else if (!peer.awaitingDrain) scheduleFlush(peer)
   }
 
   const dial = (peer: Peer, record: NodeRecord) => {
@@ -342,12 +420,12 @@ export const makePeerTable = (deps: PeerTableDeps) => {
         stream.send(encodeHello(self))
         if (peer.out === undefined) peer.out = stream
         print(2, `${peer.name}: connected in ${Math.round(now() - started)} ms`)
-        flush(peer)
+        scheduleFlush(peer)
       },
       (e: unknown) => {
         peer.dialing = false
         print(1, `${peer.name}: offline (${e instanceof Error ? e.message.split("\n")[0] : String(e)})`)
-        if (peer.out !== undefined) return flush(peer) // it dialled us meanwhile
+        if (peer.out !== undefined) return scheduleFlush(peer) // it dialled us meanwhile
         if (peers.get(peer.name) === peer) peers.delete(peer.name)
         failPending(peer, "offline")
       }
@@ -367,14 +445,11 @@ export const makePeerTable = (deps: PeerTableDeps) => {
       if (peerId === undefined) return "Offline"
       peer = newPeer(name, peerId)
     }
-    const out = peer.out
-    if (out !== undefined && out.writeStatus === "writable") {
-      write(peer, out, frame)
-      return undefined
-    }
-    if (out !== undefined) peer.out = undefined
+    if (peer.pendingBytes > 0 && peer.pendingBytes + frame.byteLength > OUTBOX_BYTES) return "MailboxFull"
     peer.pending.push({ frame, km })
-    if (!peer.dialing) dial(peer, record)
+    peer.pendingBytes += frame.byteLength
+    if (peer.out !== undefined || peer.dialing) scheduleFlush(peer)
+    else dial(peer, record)
     return undefined
   }
 

@@ -122,3 +122,34 @@ describe("net order, limits and re-listen", () => {
       yield* Scope.close(router.scope, Exit.void)
     }), { timeout: 60_000 })
 })
+
+describe("net back-pressure", () => {
+  it.live("100 requests of 1 MiB at once: each is accepted and answered or refused at once (MailboxFull), the node keeps going", () =>
+    Effect.gen(function*() {
+      const a = yield* netNode("alice.os", direct(yield* freePort))
+      const b = yield* netNode("bob.os", direct(yield* freePort))
+      introduce([a, b])
+      const client = yield* app(a, "client:test:pub.os")
+      yield* serveEcho(yield* app(b, "echo:test:pub.os"))
+      const blob = { mime: undefined, bytes: new Uint8Array(1024 * 1024) }
+      let refused = 0
+      let sent = 0
+      for (let i = 0; i < 100; i++) {
+        const r = client.sendRequest(address("bob.os@echo:test:pub.os"), request({ body: text(String(i)), expectsResponse: 20n }), undefined, blob)
+        if (r === undefined) sent++
+        else {
+          assert.strictEqual(r.reason, "MailboxFull")
+          refused++
+        }
+      }
+      assert.isAbove(refused, 0, "a peer's outbox is bounded")
+      // a refused send is the sender's error value (no SendError follows); each accepted one is answered
+      let answered = 0
+      for (let i = 0; i < sent; i++) {
+        const r = yield* client.receiveEffect
+        if (r._tag === "Message") answered++
+      }
+      assert.strictEqual(answered, sent, "every accepted request was answered")
+      assert.deepStrictEqual(yield* ask(client, "bob.os@echo:test:pub.os", "after"), { text: "after", blob: undefined })
+    }), { timeout: 90_000 })
+})

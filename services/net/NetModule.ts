@@ -55,6 +55,19 @@ export const identityOf = (r: NodeRecord): WireIdentity => ({
   routing: r.ips.length === 0 ? { Routers: r.routers } : { Direct: { ip: r.ips[0]!, ports: r.ports } }
 })
 
+const HELLO_CHARS = 1000
+
+/**
+ * A remote hello as one safe line: control characters (terminal escapes, newlines) shown
+ * as `\uXXXX`, cut at 1,000 characters. Kinode prints the raw body [quirk].
+ */
+export const printable = (body: Uint8Array): string => {
+  const text = new TextDecoder().decode(body)
+  // eslint-disable-next-line no-control-regex
+  const safe = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+  return safe.length > HELLO_CHARS ? `${safe.slice(0, HELLO_CHARS)}... (${body.length} bytes)` : safe
+}
+
 const concat = (a: Uint8Array, b: Uint8Array) => {
   const out = new Uint8Array(a.length + b.length)
   out.set(a, 0)
@@ -156,7 +169,7 @@ export const NetModule = Layer.effectDiscard(Effect.gen(function*() {
       print(1, `refused a PKI update from ${km.source.node}: only local processes may update the PKI`)
       return
     }
-    print(0, `${km.source.node}: ${new TextDecoder().decode(km.message.body)}`)
+    print(0, `${km.source.node}: ${printable(km.message.body)}`)
     if (wantsReply(km)) ctx.reply(km, response({ body: text("ack") }))
   }
 

@@ -258,14 +258,16 @@ export const makePeerTable = (deps: PeerTableDeps) => {
    * Reads frames off `stream`. An inbound stream starts unbound: its first frame must be
    * the dialler's hello, checked by `bind`.
    */
-  const read = (stream: Stream, bound: Peer | undefined, bind: (name: string) => Peer | string) => {
+  const read = (stream: Stream, bound: Peer | undefined, bind: (name: string) => Peer | string, connection?: Connection) => {
     const reader = makeFrameReader()
     let peer = bound
     const fault = (why: string) => {
       if (peer !== undefined) hangUp(peer, why)
       else {
-        print(0, `connection closed: ${why}`)
+        // Not yet named: the whole connection goes (a peer must not retry for free on it).
+        print(0, `${connection?.remotePeer.toString() ?? "a peer"}: connection closed: ${why}`)
         stream.abort(new Error(why))
+        connection?.abort(new Error(why))
       }
     }
     stream.addEventListener("message", (event) => {
@@ -326,7 +328,7 @@ export const makePeerTable = (deps: PeerTableDeps) => {
         scheduleFlush(peer)
       }
       return peer
-    })
+    }, connection)
   }
 
   // ---- outbound ----------------------------------------------------------------

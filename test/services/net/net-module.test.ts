@@ -11,6 +11,7 @@ import { address } from "../../../src/Ids.ts"
 import { messagingCap } from "../../../src/Kernel.ts"
 import { request, text } from "../../../src/Message.ts"
 import type { NativeApi } from "../../../src/ProcessApi.ts"
+import { eventually } from "../kns-indexer/support.ts"
 import { app, introduce, netNode } from "./support.ts"
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true })
@@ -53,6 +54,12 @@ describe("net:distro:sys", () => {
       )
       assert.strictEqual(hello, "ack")
       assert.isTrue(b.lines.some((l) => l.text === "alice.os: hello bob"), "bob printed the hello")
+      // a hello cannot drive bob's terminal (escapes shown, not obeyed) nor flood it
+      api.sendRequest(address("bob.os@net:distro:sys"), request({ body: text("\u001b[2Jcleared?\nsecond line" + "x".repeat(5000)) }), undefined, undefined)
+      yield* eventually("the hostile hello printed", () => b.lines.some((l) => l.text.startsWith("alice.os: \\u001b[2Jcleared?\\u000asecond line")))
+      const hostile = b.lines.find((l) => l.text.startsWith("alice.os: \\u001b"))!.text
+      assert.isBelow(hostile.length, 1100)
+      assert.notInclude(hostile, "\u001b")
       const peers = (yield* call(api, "alice.os", "GetPeers")) as { body: { Peers: Array<{ name: string }> } }
       assert.deepStrictEqual(peers.body.Peers.map((p) => p.name), ["bob.os"])
       const diag = (yield* call(api, "alice.os", "GetDiagnostics")) as { body: { Diagnostics: string } }

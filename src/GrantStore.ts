@@ -49,10 +49,15 @@ export const makeGrantStore = (deps: GrantStoreDeps) => {
   const drop = (holder: string, caps: ReadonlyArray<Capability>) =>
     Effect.suspend(() => (table.drop(holder, caps) ? deps.persist([holder]) : Effect.void))
 
-  /** `save-capabilities`: only caps the process holds, issued itself, or received on a message [quirk fixed]. */
+  /**
+   * `save-capabilities`: only caps the process holds, issued itself, or received on a
+   * message [quirk fixed]. Issued itself means on this node: `other.os@<holder>` is not.
+   */
   const save = (holder: string, caps: ReadonlyArray<Capability>, received: (cap: Capability) => boolean) =>
     Effect.suspend(() => {
-      const allowed = caps.filter((c) => c.issuer.process.toString() === holder || table.has(holder, c) || received(c))
+      const allowed = caps.filter((c) =>
+        (c.issuer.node === deps.node && c.issuer.process.toString() === holder) || table.has(holder, c) || received(c)
+      )
       const refused = caps.length - allowed.length
       if (refused > 0) deps.print(1, holder, `save-capabilities: ${refused} capabilities not held, not saved`)
       return grant(holder, allowed)

@@ -242,12 +242,16 @@ export class ProcessHost implements ProcessApi {
 
   // ---- sending ---------------------------------------------------------------
 
-  /** Kinode's outgoing filter (§4.4): self-issued caps are signed fresh, held ones keep their signature, the rest are dropped. */
+  /**
+   * Kinode's outgoing filter (§4.4): self-issued caps are signed fresh, held ones keep
+   * their signature, the rest are dropped. Self-issued means by this process on this
+   * node: Kinode compares only the process part, so it signed `other.os@<sender>` [quirk fixed].
+   */
   private filterCaps(caps: ReadonlyArray<Capability>): ReadonlyArray<SignedCapability> {
     if (caps.length === 0) return caps as ReadonlyArray<SignedCapability>
     const out: Array<SignedCapability> = []
     for (const cap of caps) {
-      if (cap.issuer.process.toString() === this.ourId) {
+      if (cap.issuer.node === this.our.node && cap.issuer.process.toString() === this.ourId) {
         out.push({ issuer: cap.issuer, params: cap.params, signature: this.kernel.sign(signingBytes(cap)) })
       } else {
         const held = this.grants.get(this.ourId, capabilityKey(cap.issuer, cap.params))

@@ -288,8 +288,9 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
           return yield* new SpawnFailed({ reason: "no-file-at-path" })
         }
         const parentKey = parentId.toString()
+        // Held by the parent, or issued by it on this node (not `other.os@<parent>`).
         const requested = options.requestCapabilities.filter((c) =>
-          c.issuer.process.toString() === parentKey || grants.has(parentKey, c)
+          (c.issuer.node === node && c.issuer.process.toString() === parentKey) || grants.has(parentKey, c)
         )
         const registered = yield* Effect.result(register({
           id: child,

@@ -255,6 +255,37 @@ describe("capabilities", () => {
       assert.isFalse(k.hasCapability("d:test:sys", forged))
       assert.isTrue(k.hasCapability("d:test:sys", own))
     })))
+
+  it.effect("a cap whose issuer is the process on another node is not self-issued: not saved, not signed, not sent on [quirk fixed]", () =>
+    withKernel(Effect.gen(function*() {
+      const k = yield* Kernel
+      const sink = yield* driver("sink:test:sys", [], true)
+      const api = yield* driver("d:test:sys", [])
+      const foreign = { issuer: address("other.os@d:test:sys"), params: "\"x\"" }
+      const own = { issuer: address("test.dev@d:test:sys"), params: "\"y\"" }
+      yield* Effect.promise(() => api.saveCapabilities([foreign, own]))
+      assert.isFalse(k.hasCapability("d:test:sys", foreign))
+      assert.isTrue(k.hasCapability("d:test:sys", own))
+      // Attached to a message it is dropped, not signed by this node as if it issued it.
+      api.sendRequest(at("sink:test:sys"), request({ body: text("caps"), capabilities: [foreign, own] }), undefined, undefined)
+      const got = yield* sink.receiveEffect
+      assert.isTrue(got._tag === "Message")
+      if (got._tag === "Message") assert.deepStrictEqual(got.message.capabilities.map((c) => c.issuer.toString()), ["test.dev@d:test:sys"])
+    })))
+
+  it.effect("spawn passes on no cap claiming the parent on another node", () =>
+    withKernel(Effect.gen(function*() {
+      const k = yield* Kernel
+      const parent = yield* k.session("p:test:sys", { capabilities: [], public: true })
+      const foreign = { issuer: address("other.os@p:test:sys"), params: "\"x\"" }
+      const own = { issuer: address("test.dev@p:test:sys"), params: "\"y\"" }
+      const r = yield* Effect.promise(() =>
+        parent.spawn({ name: "kid", wasmPath: "native:echo", onExit: { _tag: "None" }, requestCapabilities: [foreign, own], grantCapabilities: [], public: false })
+      )
+      assert.notInstanceOf(r, SpawnFailed)
+      assert.isFalse(k.hasCapability("kid:test:sys", foreign))
+      assert.isTrue(k.hasCapability("kid:test:sys", own))
+    })))
 })
 
 describe("durable kernel state", () => {

@@ -251,8 +251,11 @@ export const make = Effect.fn("Registry.make")(function*(config: RegistryConfig)
   })))
   const client: PublicClient = yield* scopedClientFor(url, policy, chainFor(chainId, url))
   const mineExtraBlock = config.mineExtraBlock ?? chainId === FAKE_CHAIN_ID
-  const wallet = privateKeyToAccount(config.walletKey ?? ANVIL_ACCOUNT_0_KEY)
-  const accountFor = (key: Hex | undefined): LocalAccount => key === undefined ? wallet : privateKeyToAccount(key)
+  // Made at first use: a node's later boot only reads, and the first key derivation
+  // in a process costs ~50 ms (secp256k1's precomputed tables).
+  let walletAccount: LocalAccount | undefined
+  const wallet = (): LocalAccount => walletAccount ??= privateKeyToAccount(config.walletKey ?? ANVIL_ACCOUNT_0_KEY)
+  const accountFor = (key: Hex | undefined): LocalAccount => key === undefined ? wallet() : privateKeyToAccount(key)
   const txContext = (account: LocalAccount): TxContext => ({ url, client, account, policy, receiptTimeout })
   // One write at a time per client: no nonce clashes with ourselves, and a
   // read-then-mint of a name is not interleaved with another of ours.
@@ -431,7 +434,9 @@ export const make = Effect.fn("Registry.make")(function*(config: RegistryConfig)
   return {
     url,
     chainId,
-    address: wallet.address,
+    get address() {
+      return wallet().address
+    },
     readNode,
     registerDirect,
     registerIndirect,

@@ -3,6 +3,10 @@
  * anything else is a Wasm component, from the bytes InitializeProcess carried or from
  * `<home>/vfs/<handle>`, transpiled once per content hash into `<home>/.cache/wasm`.
  * Each Wasm process's only filesystem is its package's `tmp` drive.
+ *
+ * Core modules instrumented for preemption are kept under `<home>/.cache/wasm/metered`,
+ * or in the directory `KINODE_TS_METERED_CACHE` names (content-addressed, so homes may
+ * share one: the tests do, so a 12 MB app is instrumented once, not at every boot).
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect, Layer } from "effect"
@@ -100,8 +104,16 @@ const make = Effect.gen(function*() {
   })
 })
 
+/** Environment variable: a shared directory for instrumented core modules. */
+export const METERED_CACHE_ENV = "KINODE_TS_METERED_CACHE"
+
 export const ProgramLoaderFs = Layer.effect(ProgramLoader, make).pipe(
-  Layer.provide(Layer.unwrap(Effect.map(Home, (home) =>
-    ComponentCache.layer({ cacheDir: path.join(home.path, ".cache", "wasm") })))),
+  Layer.provide(Layer.unwrap(Effect.map(Home, (home) => {
+    const shared = process.env[METERED_CACHE_ENV]
+    return ComponentCache.layer({
+      cacheDir: path.join(home.path, ".cache", "wasm"),
+      ...(shared === undefined || shared === "" ? {} : { meteredDir: shared })
+    })
+  }))),
   Layer.provide(NodeServices.layer)
 )

@@ -4,14 +4,21 @@
  * - jco transpiles the component once per distinct bytes (SHA-256) into core
  *   modules plus JS glue, written under the cache directory so a restart of
  *   the node does not transpile again.
- * - Core modules are compiled once per node run and kept in memory, so a new
- *   process from known bytes costs only instantiation.
+ * - Every core module is instrumented for preemption once ever (`Metering.ts`):
+ *   the result is kept under `meteredDir` by the raw module's SHA-256 and the
+ *   instrumentation version, so neither a restart nor another home with the same
+ *   app pays it again (a 12 MB componentize-js module takes seconds).
+ * - Core modules are compiled once per node run and memory cap and kept in
+ *   memory, so a new process from known bytes costs only instantiation. The cap
+ *   is the declared maximum of the module's memory (`capMemory`).
  * - The glue is loaded with `import()` from the cache directory. Each process
  *   gets its own instance through the glue's `instantiate(getCoreModule,
  *   imports)` (instantiation mode `async`), so imports are per process.
  */
 import { Context, Effect, FileSystem, Layer, Path } from "effect"
 import { type ComponentShape, shapeFromWit } from "./ComponentShape.ts"
+import { capMemory, loadBinaryen, METERING_VERSION, meterCoreModule, pagesOf } from "./Metering.ts"
+import { GuestScheduler, type GuestMeter } from "./Preemption.ts"
 import { ComponentLoadError } from "./WasmErrors.ts"
 
 /** Host functions by unversioned interface name, as the glue looks them up. */
@@ -41,19 +48,32 @@ export const guestToolchainOf = (modules: Iterable<WebAssembly.Module>): GuestTo
   return "other"
 }
 
+/** A component's core modules, compiled, by the names the glue asks for. */
+export type CoreModules = ReadonlyMap<string, WebAssembly.Module>
+
+export interface InstantiateOptions {
+  /** The core modules to use (default: those compiled with the cache's memory cap). */
+  readonly modules?: CoreModules
+  /** The instance's meter (metered components): links the preempt imports in. */
+  readonly meter?: GuestMeter
+}
+
 /** A component ready to instantiate. */
 export interface LoadedComponent {
   readonly hash: string
   readonly shape: ComponentShape
   readonly toolchain: GuestToolchain
-  readonly instantiate: (imports: ImportObject) => Promise<ComponentInstance>
+  /** Whether its core modules carry preemption checks (they need a `GuestMeter`). */
+  readonly metered: boolean
+  /** Memory cap (pages) of the default modules. */
+  readonly memoryPages: number
+  /** The core modules with each linear memory capped at `pages` (compiled once per cap). */
+  readonly compiled: (pages: number) => Effect.Effect<CoreModules, ComponentLoadError>
+  readonly instantiate: (imports: ImportObject, options?: InstantiateOptions) => Promise<ComponentInstance>
 }
 
-/**
- * Every core module passes through here before it is compiled: the one place to
- * rewrite Wasm (CPU metering will instrument loops here).
- */
-export const prepareCoreModule = (bytes: Uint8Array): Uint8Array => bytes
+/** Default linear-memory cap of a process: 256 MiB. */
+export const DEFAULT_MEMORY_CAP = 256 * 1024 * 1024
 
 /** Host functions that may wait (return a Promise): the Wasm stack suspends on them (JSPI). */
 const WAITING_FUNCTIONS = [
@@ -120,7 +140,8 @@ export const sha256 = (bytes: Uint8Array): Effect.Effect<string> =>
 interface GlueModule {
   readonly instantiate: (
     getCoreModule: (name: string) => WebAssembly.Module,
-    imports: ImportObject
+    imports: ImportObject,
+    instantiateCore?: GuestMeter["instantiateCore"]
   ) => Promise<ComponentInstance>
 }
 
@@ -135,6 +156,15 @@ const errorText = (cause: unknown): string => (cause instanceof Error ? cause.me
 export interface ComponentCacheOptions {
   /** Directory for transpiled output; created if missing. */
   readonly cacheDir: string
+  /** Instrument core modules for preemption (default true). Off: a guest can hold the event loop. */
+  readonly preemption?: boolean
+  /**
+   * Where instrumented core modules are kept, by content (default `<cacheDir>/metered`);
+   * several homes may share one.
+   */
+  readonly meteredDir?: string
+  /** Linear-memory cap of each process, in bytes (default 256 MiB). */
+  readonly memoryCap?: number
 }
 
 export class ComponentCache extends Context.Service<ComponentCache, {
@@ -149,6 +179,8 @@ export class ComponentCache extends Context.Service<ComponentCache, {
     hash: string,
     bytes: Effect.Effect<Uint8Array, E>
   ) => Effect.Effect<LoadedComponent, ComponentLoadError | E>
+  /** Resumes preempted guests of this node, one per event-loop turn. */
+  readonly scheduler: GuestScheduler
 }>()("wasm-host/ComponentCache") {
   static readonly layer = (options: ComponentCacheOptions) => Layer.effect(ComponentCache, make(options))
 }
@@ -157,6 +189,10 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
   const fs = yield* FileSystem.FileSystem
   const path = yield* Path.Path
   const root = path.resolve(options.cacheDir)
+  const preemption = options.preemption ?? true
+  const meteredDir = path.resolve(options.meteredDir ?? path.join(root, "metered"))
+  const defaultPages = pagesOf(options.memoryCap ?? DEFAULT_MEMORY_CAP)
+  const scheduler = new GuestScheduler()
   /** In-memory: one memoised load per hash, shared by concurrent callers. */
   /** Loads in flight or done, by hash; the error type is the caller's (a failed load is dropped). */
   const loaded = new Map<string, Effect.Effect<LoadedComponent, unknown>>()
@@ -220,6 +256,30 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
     return meta
   })
 
+  /**
+   * Every core module passes through here before it is compiled: with preemption on,
+   * it is instrumented (`Metering.ts`), once ever per content and instrumentation
+   * version; a module that cannot be instrumented is refused (fail closed).
+   */
+  const prepareCoreModule = Effect.fnUntraced(function*(raw: Uint8Array, hash: string, name: string) {
+    if (!preemption) return raw
+    const file = path.join(meteredDir, `${yield* sha256(raw)}-${METERING_VERSION}.wasm`)
+    if (yield* fs.exists(file).pipe(Effect.orElseSucceed(() => false))) {
+      return yield* fs.readFile(file).pipe(Effect.mapError(io(hash)))
+    }
+    const binaryen = yield* Effect.promise(loadBinaryen)
+    const { binary } = yield* Effect.try({
+      try: () => meterCoreModule(binaryen, raw),
+      catch: (cause) => new ComponentLoadError({ hash, reason: "MeteringFailed", detail: `${name}: ${errorText(cause)}` })
+    })
+    const tmp = `${file}.tmp-${crypto.randomUUID()}`
+    yield* fs.makeDirectory(meteredDir, { recursive: true }).pipe(Effect.mapError(io(hash)))
+    yield* fs.writeFile(tmp, binary).pipe(Effect.mapError(io(hash)))
+    // Rename last: a reader (another node on the same directory) never sees half a file.
+    yield* fs.rename(tmp, file).pipe(Effect.catch(() => fs.remove(tmp).pipe(Effect.ignore)))
+    return binary
+  })
+
   const loadUncached = Effect.fnUntraced(function*<E>(bytes: Effect.Effect<Uint8Array, E>, hash: string) {
     const dir = path.join(root, `${hash}-${GLUE_VERSION}`)
     const metaPath = path.join(dir, "meta.json")
@@ -233,22 +293,36 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
     const meta: CacheMeta = cached
       ? JSON.parse(yield* fs.readFileString(metaPath).pipe(Effect.mapError(io(hash)))) as CacheMeta
       : yield* transpile
-    const compiled = new Map<string, WebAssembly.Module>()
+    const prepared = new Map<string, Uint8Array>()
     for (const name of meta.modules) {
       const core = yield* fs.readFile(path.join(dir, name)).pipe(Effect.mapError(io(hash)))
-      const module = yield* Effect.tryPromise({
-        try: () => WebAssembly.compile(prepareCoreModule(core) as Uint8Array<ArrayBuffer>),
-        catch: (cause) => new ComponentLoadError({ hash, reason: "CompileFailed", detail: `${name}: ${errorText(cause)}` })
-      })
-      compiled.set(name, module)
+      prepared.set(name, yield* prepareCoreModule(core, hash, name))
     }
+    const compileAll = (pages: number) =>
+      Effect.forEach(meta.modules, (name) =>
+        Effect.tryPromise({
+          try: () => WebAssembly.compile(capMemory(prepared.get(name)!, pages) as Uint8Array<ArrayBuffer>),
+          catch: (cause) => new ComponentLoadError({ hash, reason: "CompileFailed", detail: `${name}: ${errorText(cause)}` })
+        }).pipe(Effect.map((m) => [name, m] as const))).pipe(Effect.map((pairs): CoreModules => new Map(pairs)))
+    const compiled = yield* compileAll(defaultPages)
+    /** Other caps, compiled when first asked for (the bytes stay in memory for them). */
+    const byCap = new Map<number, Effect.Effect<CoreModules, ComponentLoadError>>([[defaultPages, Effect.succeed(compiled)]])
+    const compiledFor = (pages: number) =>
+      Effect.gen(function*() {
+        let entry = byCap.get(pages)
+        if (entry === undefined) {
+          entry = yield* Effect.cached(compileAll(pages))
+          byCap.set(pages, entry)
+        }
+        return yield* entry
+      })
     const url = (yield* path.toFileUrl(path.join(dir, meta.glue)).pipe(Effect.mapError(io(hash)))).href
     const glue = yield* Effect.tryPromise({
       try: () => import(url) as Promise<GlueModule>,
       catch: io(hash)
     })
-    const getCoreModule = (name: string): WebAssembly.Module => {
-      const m = compiled.get(name)
+    const coreModuleOf = (modules: CoreModules) => (name: string): WebAssembly.Module => {
+      const m = modules.get(name)
       if (m === undefined) throw new Error(`component glue asked for unknown core module ${name}`)
       return m
     }
@@ -256,7 +330,11 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
       hash,
       shape: meta.shape,
       toolchain: guestToolchainOf(compiled.values()),
-      instantiate: (imports) => glue.instantiate(getCoreModule, imports)
+      metered: preemption,
+      memoryPages: defaultPages,
+      compiled: compiledFor,
+      instantiate: (imports, run = {}) =>
+        glue.instantiate(coreModuleOf(run.modules ?? compiled), imports, run.meter?.instantiateCore)
     }
     return component
   })
@@ -280,5 +358,5 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
     return yield* loadKnown(hash, Effect.succeed(bytes))
   })
 
-  return ComponentCache.of({ load, loadKnown })
+  return ComponentCache.of({ load, loadKnown, scheduler })
 })

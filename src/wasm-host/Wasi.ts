@@ -64,6 +64,8 @@ export interface WasiOptions {
   readonly preopen: { readonly hostPath: string; readonly guestPath: string; readonly fs: SyncFs } | undefined
   readonly stdout: (line: string) => void
   readonly stderr: (line: string) => void
+  /** Wraps each real wait (a sleep through `poll`), so the CPU meter knows the guest is off the CPU. */
+  readonly waiting?: <A>(wait: Promise<A>) => Promise<A>
 }
 
 /** Thrown by `wasi:cli/exit`; the process host turns it into a normal end or an error exit. */
@@ -195,6 +197,7 @@ export const makeWasi = (options: WasiOptions): WasiHost => {
   const stderrLines = new LineSink(options.stderr)
   const openFds = new Set<number>()
   const preopen = options.preopen
+  const waiting = options.waiting ?? (<A>(wait: Promise<A>) => wait)
 
   class IoError {
     readonly text: string
@@ -219,7 +222,7 @@ export const makeWasi = (options: WasiOptions): WasiHost => {
     block(): Promise<void> | void {
       const wait = this.deadline - nowNs()
       if (wait <= 0n) return
-      return new Promise((resolve) => setTimeout(resolve, Number(wait / NS_PER_MS) + 1))
+      return waiting(new Promise((resolve) => setTimeout(resolve, Number(wait / NS_PER_MS) + 1)))
     }
   }
   const readyPollable = () => new Pollable(0n)
@@ -230,7 +233,7 @@ export const makeWasi = (options: WasiOptions): WasiHost => {
     if (now.length > 0) return now
     const soonest = list.reduce((m, p) => (p.deadline < m ? p.deadline : m), list[0]?.deadline ?? 0n)
     const wait = soonest - nowNs()
-    return new Promise((resolve) => setTimeout(() => resolve(ready()), Number(wait / NS_PER_MS) + 1))
+    return waiting(new Promise((resolve) => setTimeout(() => resolve(ready()), Number(wait / NS_PER_MS) + 1)))
   }
 
   type Sink = (bytes: Uint8Array) => void

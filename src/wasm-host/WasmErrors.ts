@@ -20,7 +20,9 @@ export const ComponentLoadReason = Schema.Literals([
   /** The component does not export `init: func(our: string)`. */
   "MissingInit",
   /** The disk cache could not be read or written. */
-  "CacheIo"
+  "CacheIo",
+  /** A core module could not be instrumented for preemption (refused: it could hold the node). */
+  "MeteringFailed"
 ])
 export type ComponentLoadReason = typeof ComponentLoadReason.Type
 
@@ -52,13 +54,23 @@ export class UnsupportedImports extends Schema.TaggedError<UnsupportedImports>()
  */
 export class WasmProcessExit extends Schema.TaggedError<WasmProcessExit>()("WasmProcessExit", {
   process: Schema.String,
-  /** Trap: the Wasm code trapped (or a host call trapped it); ExitError: WASI exit with a failure status; Instantiate: the instance could not be created. */
-  kind: Schema.Literals(["Trap", "ExitError", "Instantiate"]),
+  /**
+   * Trap: the Wasm code trapped (or a host call trapped it); ExitError: WASI exit with a
+   * failure status; Instantiate: the instance could not be created; CpuBudget: it used
+   * more CPU than its budget (or held the event loop where it could not be preempted).
+   */
+  kind: Schema.Literals(["Trap", "ExitError", "Instantiate", "CpuBudget"]),
   trap: Schema.String,
   stderr: Schema.String
 }) {
   override get message(): string {
-    const what = this.kind === "Trap" ? "trapped" : this.kind === "ExitError" ? "exited with an error" : "failed to start"
+    const what = this.kind === "Trap"
+      ? "trapped"
+      : this.kind === "ExitError"
+      ? "exited with an error"
+      : this.kind === "CpuBudget"
+      ? "was stopped"
+      : "failed to start"
     return `process ${this.process} ${what}: ${this.trap}${
       this.stderr.length > 0 ? `\nstderr:\n${this.stderr}` : ""
     }`

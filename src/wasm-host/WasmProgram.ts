@@ -7,13 +7,21 @@
  * A trap, a host-side trap (`HostTrap`) or a failing WASI `exit` becomes a
  * typed `WasmProcessExit` carrying the trap text and the tail of stderr; it
  * never escapes as a defect, so a bad process cannot take the node down.
+ *
+ * Containment (issue #11): each instance runs under a `GuestMeter` (Preemption.ts)
+ * that preempts it every slice, stops it past its CPU budgets (`CpuBudget`), and
+ * never resumes it once its fiber is interrupted (kill, shutdown); its linear memory
+ * is capped (`ProcessLimits.memoryBytes`, default 256 MiB), so growing past the cap
+ * fails inside the guest.
  */
 import { Effect } from "effect"
 import type { ProcessApi } from "../ProcessApi.ts"
-import { ComponentCache, type GuestToolchain, type LoadedComponent } from "./ComponentCache.ts"
+import { ComponentCache, type CoreModules, type GuestToolchain, type LoadedComponent } from "./ComponentCache.ts"
 import { type KinodeVersion, kinodeVersionOf, splitVersion } from "./ComponentShape.ts"
 import { addFastPaths } from "./FastAbi.ts"
 import { HostTrap, makeKinodeImports } from "./KinodeImports.ts"
+import { pagesOf } from "./Metering.ts"
+import { type CpuLimits, defaultCpuLimits, GuestMeter, type GuestScheduler, GuestStopped, meterWaits } from "./Preemption.ts"
 import { isSupportedWasiVersion, makeWasi, REFUSED_PREFIXES, type SyncFs, WASI_INTERFACES, WasiExit } from "./Wasi.ts"
 import { type ComponentLoadError, UnsupportedImports, WasmProcessExit } from "./WasmErrors.ts"
 import { makeIdCodec } from "./WitValues.ts"
@@ -29,6 +37,16 @@ export interface WasmProgramOptions {
   readonly stderrVerbosity?: number
   /** Link hand-written canonical-ABI bindings for the hot calls (default true); see FastAbi.ts. */
   readonly fastAbi?: boolean
+  /** A process's limits, read at each start (and restart); undefined fields keep the defaults. */
+  readonly limits?: (process: string) => ProcessLimits | undefined
+}
+
+/** Containment limits of one Wasm process. */
+export interface ProcessLimits {
+  /** CPU budgets and slice (defaults: `defaultCpuLimits`). */
+  readonly cpu?: Partial<CpuLimits>
+  /** Linear-memory cap in bytes (default: the component cache's, 256 MiB). */
+  readonly memoryBytes?: number
 }
 
 export type WasmProgram = (api: ProcessApi) => Effect.Effect<void, WasmProcessExit>
@@ -73,49 +91,103 @@ export const loadWasmProgram = Effect.fn("WasmProgram.load")(function*(
   if (missing.length > 0) return yield* new UnsupportedImports({ hash: component.hash, imports: missing })
   // A component that does not import kinode:process at all still runs (it just cannot message).
   const version: KinodeVersion = kinodeVersionOf(component.shape) ?? "1.0.0"
-  return (api: ProcessApi) => runProcess(component, version, options, api)
+  return (api: ProcessApi) => runProcess(component, version, options, cache.scheduler, api)
 })
+
+/** ProcessApi calls that may wait (return a Promise): the guest is off the CPU meanwhile. */
+const WAITING_CALLS = [
+  "getState",
+  "setState",
+  "clearState",
+  "spawn",
+  "saveCapabilities",
+  "dropCapabilities",
+  "receive",
+  "sendAndAwaitResponse"
+] as const satisfies ReadonlyArray<keyof ProcessApi>
+
+/** `api` as the metered guest sees it: waits are off the CPU, each `receive` starts a new message. */
+const meteredApi = (api: ProcessApi, meter: GuestMeter): ProcessApi => {
+  const metered = meterWaits(api, meter, WAITING_CALLS) as { -readonly [K in keyof ProcessApi]: ProcessApi[K] }
+  const receive = metered.receive
+  metered.tryReceive = () => {
+    meter.nextMessage()
+    return api.tryReceive()
+  }
+  metered.receive = () => {
+    meter.nextMessage()
+    return receive()
+  }
+  return metered
+}
 
 const runProcess = (
   component: LoadedComponent,
   version: KinodeVersion,
   options: WasmProgramOptions,
+  scheduler: GuestScheduler,
   api: ProcessApi
 ): Effect.Effect<void, WasmProcessExit> => {
   const process = api.our.process.toString()
   const stdoutVerbosity = options.stdoutVerbosity ?? 1
   const stderrVerbosity = options.stderrVerbosity ?? 2
-  return Effect.acquireUseRelease(
-    Effect.sync(() =>
-      makeWasi({
-        preopen: options.tempDir,
-        stdout: (line) => api.printToTerminal(stdoutVerbosity, line),
-        stderr: (line) => api.printToTerminal(stderrVerbosity, line)
-      })
-    ),
-    (wasi) => {
-      const exit = (kind: WasmProcessExit["kind"], e: unknown) =>
-        new WasmProcessExit({ process, kind, trap: describe(e), stderr: wasi.stderrTail() })
-      /** The end of `init`: a clean WASI exit(0) is a normal return. */
-      const ended = (e: unknown): Effect.Effect<void, WasmProcessExit> =>
-        e instanceof WasiExit
-          ? e.code === 0 ? Effect.void : Effect.fail(exit("ExitError", e))
-          : Effect.fail(exit("Trap", e instanceof HostTrap ? e.message : e))
-      let started = false
-      return Effect.tryPromise({
-        try: async () => {
-          const instance = await component.instantiate({
-            ...wasi.imports,
-            "kinode:process/standard": kinodeImports(api, version, options.fastAbi ?? true, component.toolchain)
-          })
-          started = true
-          await instance.init(api.our.toString())
-        },
-        catch: (e) => e
-      }).pipe(
-        Effect.catch((e) => (started || e instanceof WasiExit ? ended(e) : Effect.fail(exit("Instantiate", e))))
-      )
-    },
-    (wasi) => Effect.sync(() => wasi.close())
-  )
+  const limits = options.limits?.(process)
+  const pages = limits?.memoryBytes === undefined ? component.memoryPages : pagesOf(limits.memoryBytes)
+  const modules: Effect.Effect<CoreModules | undefined, WasmProcessExit> = pages === component.memoryPages
+    ? Effect.succeed(undefined)
+    : component.compiled(pages).pipe(
+      Effect.mapError((e) => new WasmProcessExit({ process, kind: "Instantiate", trap: e.message, stderr: "" }))
+    )
+  return Effect.flatMap(modules, (modules) =>
+    Effect.acquireUseRelease(
+      Effect.sync(() => {
+        const meter = component.metered
+          ? new GuestMeter({ limits: { ...defaultCpuLimits, ...limits?.cpu }, scheduler })
+          : undefined
+        const wasi = makeWasi({
+          preopen: options.tempDir,
+          stdout: (line) => api.printToTerminal(stdoutVerbosity, line),
+          stderr: (line) => api.printToTerminal(stderrVerbosity, line),
+          ...(meter === undefined ? {} : { waiting: <A>(wait: Promise<A>) => meter.waiting(wait) })
+        })
+        return { meter, wasi }
+      }),
+      ({ meter, wasi }) => {
+        const exit = (kind: WasmProcessExit["kind"], e: unknown) =>
+          new WasmProcessExit({ process, kind, trap: describe(e), stderr: wasi.stderrTail() })
+        /** The end of `init`: a clean WASI exit(0) is a normal return. */
+        const ended = (e: unknown): Effect.Effect<void, WasmProcessExit> =>
+          e instanceof WasiExit
+            ? e.code === 0 ? Effect.void : Effect.fail(exit("ExitError", e))
+            : e instanceof GuestStopped
+            ? Effect.fail(exit("CpuBudget", e))
+            : Effect.fail(exit("Trap", e instanceof HostTrap ? e.message : e))
+        let started = false
+        const guestApi = meter === undefined ? api : meteredApi(api, meter)
+        return Effect.tryPromise({
+          try: async (signal) => {
+            // Interrupted (kill, shutdown): the guest is never resumed again.
+            if (meter !== undefined) signal.addEventListener("abort", () => meter.kill(), { once: true })
+            const instance = await component.instantiate({
+              ...wasi.imports,
+              "kinode:process/standard": kinodeImports(guestApi, version, options.fastAbi ?? true, component.toolchain)
+            }, { ...(modules === undefined ? {} : { modules }), ...(meter === undefined ? {} : { meter }) })
+            started = true
+            const run = Promise.resolve(instance.init(api.our.toString()))
+            if (meter === undefined) return await run
+            // A guest stopped by its meter never settles `run`: the meter's outcome ends it.
+            run.catch(() => {})
+            try {
+              await Promise.race([run, meter.outcome])
+            } finally {
+              meter.leave()
+            }
+          },
+          catch: (e) => e
+        }).pipe(
+          Effect.catch((e) => (started || e instanceof WasiExit ? ended(e) : Effect.fail(exit("Instantiate", e))))
+        )
+      },
+      ({ wasi }) => Effect.sync(() => wasi.close())
+    ))
 }

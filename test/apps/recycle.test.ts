@@ -69,7 +69,9 @@ describe("guest toolchain", () => {
   const cache = Layer.unwrap(Effect.gen(function*() {
     const files = yield* FileSystem.FileSystem
     const dir = yield* files.makeTempDirectoryScoped({ prefix: "wasm-cache-" })
-    return ComponentCache.layer({ cacheDir: dir })
+    // the instrumented app comes from the tests' shared cache (vitest.config.ts)
+    const shared = process.env["KINODE_TS_METERED_CACHE"]
+    return ComponentCache.layer({ cacheDir: dir, ...(shared === undefined ? {} : { meteredDir: shared }) })
   }))
   layer(cache.pipe(Layer.provideMerge(NodeServices.layer)))((it) => {
     it.effect("componentize-js apps are recognised, hand-written components are not", () =>

@@ -1,13 +1,51 @@
 /**
  * Entry point (`dist/main.js` imports this). Kept free of anything newer than Node 20
  * can load: if this Node lacks JSPI (WebAssembly.Suspending), re-run the same command
- * with the Node 24 that `npm install` put in node_modules, forwarding signals.
+ * with the Node 24 that `npm install` put in node_modules, forwarding signals. On Node
+ * 24 it starts a later boot's keyfile derivations before loading the node (`unlockEarly`).
  */
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as nodeModule from "node:module"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { parseArgs } from "node:util"
+import { keyfilePath, startEarly } from "../services/identity/KeyDerivation.ts"
+
+/**
+ * A later boot with the password in `--password-file` or `KINODE_PASSWORD`: starts the
+ * keyfile's key derivations now, in a worker thread, so they run while the node's
+ * modules load instead of after (the login takes the result if the inputs match).
+ * Anything unexpected here only means no head start: `Cli.ts` parses and reports.
+ */
+const unlockEarly = (argv: ReadonlyArray<string>): void => {
+  const parse = () =>
+    parseArgs({
+      args: [...argv],
+      strict: false,
+      options: { home: { type: "string" }, "password-file": { type: "string" }, help: { type: "boolean", short: "h" } }
+    }).values
+  let values: ReturnType<typeof parse>
+  try {
+    values = parse()
+  } catch {
+    return
+  }
+  if (typeof values.home !== "string" || values.help !== undefined) return
+  const file = values["password-file"]
+  let password: string | undefined
+  if (typeof file === "string") {
+    try {
+      password = fs.readFileSync(file, "utf8").replace(/\r?\n$/, "")
+    } catch {
+      return
+    }
+  } else {
+    const env = process.env["KINODE_PASSWORD"]
+    if (env !== undefined && env !== "") password = env
+  }
+  if (password !== undefined) startEarly(keyfilePath(path.resolve(values.home)), password)
+}
 
 const hasJspi = typeof (WebAssembly as unknown as { Suspending?: unknown }).Suspending === "function"
 
@@ -15,6 +53,7 @@ if (hasJspi) {
   // Node keeps the compiled code of the node's few hundred modules on disk (under the
   // OS temp dir), so later boots skip parsing and compiling them: ~0.3 s of a boot.
   ;(nodeModule as { enableCompileCache?: () => unknown }).enableCompileCache?.()
+  unlockEarly(process.argv.slice(2))
   const { main } = await import("./Cli.ts")
   main(process.argv.slice(2))
 } else {

@@ -12,29 +12,25 @@
  * the *password hash string* (`0x` + hex of Argon2id(password, salt = node name)),
  * the keyfile's salt, 1 000 000 iterations. The password itself never reaches here.
  *
- * The name and routers are plaintext, so a name check costs nothing; PBKDF2 costs
- * about a second and runs on libuv's thread pool, not the event loop.
+ * The name and routers are plaintext, so a name check costs nothing. The two
+ * derivations (about 0.3 s together) run on libuv's thread pool, not the event loop,
+ * and a later boot may have started them before the node's modules loaded
+ * (`KeyDerivation.ts`).
  */
 import { Effect, Schema } from "effect"
-import { argon2id } from "hash-wasm"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import { diskKey as deriveDiskKey, passwordHash as derivePasswordHash, PBKDF2_ITERATIONS } from "./KeyDerivation.ts"
 import { fromPkcs8, type NetworkingKey } from "./NetworkingKey.ts"
 
-/** Kinode's `keygen::ITERATIONS`. */
-export const PBKDF2_ITERATIONS = 1_000_000
+export { keyfilePath, PBKDF2_ITERATIONS } from "./KeyDerivation.ts"
 const SALT_BYTES = 32
 const NONCE_BYTES = 12
 const TAG_BYTES = 16
 const SECRET_BYTES = 32
-/** Argon2 refuses shorter salts (hash-wasm and Rust's argon2 crate alike). */
-const ARGON2_MIN_SALT_BYTES = 8
 /** The two PKCS#8 forms ring accepts for an Ed25519 key (see NetworkingKey.ts). */
 const PKCS8_LENGTHS = [83, 85]
-
-/** Where Kinode keeps the keyfile under a node's home directory. */
-export const keyfilePath = (home: string): string => path.join(home, ".keys")
 
 /** What a keyfile holds, decrypted. */
 export interface KeyfileContents {
@@ -136,23 +132,9 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
  * so such names work (no Kinode keyfile for them can exist to disagree with).
  */
 export const passwordHash = Effect.fn("Keyfile.passwordHash")(function*(password: string, name: string) {
-  const named = utf8.encode(name)
-  if (named.length === 0) return yield* new PasswordSaltTooShort({ name, bytes: 0 })
-  const salt = named.length >= ARGON2_MIN_SALT_BYTES ? named : new Uint8Array(ARGON2_MIN_SALT_BYTES)
-  if (salt !== named) salt.set(named)
-  // Parameters are checked above; any rejection left is a bug in hash-wasm, a defect.
-  const hex = yield* Effect.promise(() =>
-    argon2id({
-      password: utf8.encode(password),
-      salt,
-      iterations: 2,
-      memorySize: 19456,
-      parallelism: 1,
-      hashLength: 32,
-      outputType: "hex"
-    })
-  )
-  return `0x${hex}`
+  if (name === "") return yield* new PasswordSaltTooShort({ name, bytes: 0 })
+  // Parameters are checked above; any rejection left is a bug in the library, a defect.
+  return yield* Effect.promise(() => derivePasswordHash(password, name))
 })
 
 /** Fresh random JWT secret and file key, 32 bytes each, as Kinode's boot makes them. */
@@ -162,12 +144,9 @@ export const generateSecrets: Effect.Effect<{ readonly jwtSecret: Uint8Array; re
     fileKey: new Uint8Array(crypto.randomBytes(SECRET_BYTES))
   }))
 
-/** The AES-256 key: PBKDF2 on the thread pool, so a second of hashing blocks nothing. */
+/** The AES-256 key: PBKDF2 on the thread pool, so its fraction of a second blocks nothing. */
 const diskKey = (hash: string, salt: Uint8Array, iterations: number) =>
-  Effect.callback<Uint8Array>((resume) => {
-    crypto.pbkdf2(utf8.encode(hash), salt, iterations, 32, "sha256", (error, key) =>
-      resume(error === null ? Effect.succeed(new Uint8Array(key)) : Effect.die(error)))
-  })
+  Effect.promise(() => deriveDiskKey(hash, salt, iterations))
 
 /** `nonce ‖ ciphertext ‖ tag`, the layout of Rust's `Aes256Gcm::encrypt` plus Kinode's nonce prefix. */
 const seal = (key: Uint8Array, plaintext: Uint8Array): Uint8Array => {

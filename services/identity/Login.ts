@@ -8,10 +8,11 @@
  * owns, a chain that does not answer) leaves the home as it was.
  *
  * Later boots: the keyfile decrypted with the password (a wrong one changes nothing on
- * disk), then the node's own notes read from the chain: a `~net-key` that differs from
- * the keyfile's refuses the boot (as Kinode does), unless `reset` asks to write this
- * key. A name missing on chain (a fresh development chain) is registered again. A chain
- * that does not answer does not stop the boot: the node runs on its keyfile and says so.
+ * disk) while the node's own notes are read from the chain (the name is plaintext): a
+ * `~net-key` that differs from the keyfile's refuses the boot (as Kinode does), unless
+ * `reset` asks to write this key. A name missing on chain (a fresh development chain)
+ * is registered again. A chain that does not answer does not stop the boot: the node
+ * runs on its keyfile and says so.
  *
  * Each node owns its name with a wallet derived from its networking key's seed, so
  * the wallet is as safe as the keyfile and two homes never share an owner: a name
@@ -158,12 +159,15 @@ const laterBoot = Effect.fn("Identity.laterBoot")(function*(options: LoginOption
   if (options.name !== undefined && options.name !== name) {
     return yield* new NameRequired({ reason: `this home belongs to ${name}, not ${options.name} (drop --name, or use another --home)` })
   }
-  const password = yield* options.password(name)
-  const hash = yield* passwordHash(password, name)
-  const contents = yield* decodeKeyfile(bytes, hash, { file })
+  // The chain read needs only the plaintext name: it runs while the password is asked
+  // for and the keyfile decrypted (a wrong password interrupts it; it writes nothing).
+  const [contents, record] = yield* Effect.all([
+    Effect.flatMap(options.password(name), (password) =>
+      Effect.flatMap(passwordHash(password, name), (hash) => decodeKeyfile(bytes, hash, { file }))),
+    Effect.result(Effect.flatMap(registryOf(options), (registry) => registry.readNode(name)))
+  ], { concurrency: 2 })
   const ours = publicKeyHex(contents.key).toLowerCase()
   const withRouters = { ...options, routers: options.routers ?? (contents.routers.length > 0 ? contents.routers : undefined) }
-  const record = yield* Effect.result(Effect.flatMap(registryOf(options), (registry) => registry.readNode(name)))
   let onChain = true
   const keyfileReach: Reach | undefined = contents.routers.length > 0 ? { _tag: "Indirect", routers: contents.routers } : undefined
   let reach: Reach | undefined = keyfileReach

@@ -23,6 +23,7 @@ import type { KernelMessage } from "./Message.ts"
 import { response } from "./Message.ts"
 import { Printout } from "./Printout.ts"
 import { ModuleHost, type ServiceContext, wantsReply } from "./ModuleHost.ts"
+import { type Limits, type LimitsChange, ProcessLimits } from "./ProcessLimits.ts"
 
 const processJson = (p: ProcessInfo) => ({
   wasm_bytes_handle: p.handle,
@@ -39,6 +40,8 @@ export const KernelCommandHandler = Layer.effectDiscard(
     const host = yield* ModuleHost
     const printout = yield* Printout
     const commands = yield* Queue.bounded<KernelMessage>(100_000)
+    /** Present on nodes that host Wasm (the loader reads it). */
+    const limits = yield* Effect.serviceOption(ProcessLimits)
 
     const execute = (ctx: ServiceContext, km: KernelMessage) =>
       Effect.gen(function*() {
@@ -100,6 +103,32 @@ export const KernelCommandHandler = Layer.effectDiscard(
           if (!killed) return printout.print(2, "kernel", `KillProcess: no process ${id}`)
           return answer({ KilledProcess: id })
         }
+        if ("SetLimits" in cmd) {
+          const c = cmd.SetLimits
+          const id = c.target.toString()
+          if (limits._tag === "None" || kernel.info(id) === undefined) {
+            printout.print(0, "kernel", `SetLimits: ${limits._tag === "None" ? "this node has no limits registry" : `no process ${id}`}`)
+            return answer("SetLimitsError")
+          }
+          const change: { -readonly [K in keyof LimitsChange]: LimitsChange[K] } = {}
+          const field = (v: number | null | undefined, key: keyof Limits, scale = 1) => {
+            if (v === null) change[key] = undefined
+            else if (v !== undefined) change[key] = v * scale
+          }
+          field(c.cpu_per_message_ms, "cpuPerMessageMs")
+          field(c.cpu_total_ms, "cpuTotalMs")
+          field(c.memory_mib, "memoryBytes", 1024 * 1024)
+          const now = limits.value.set(id, change)
+          printout.print(1, "kernel", `limits of ${id} (from its next start): ${JSON.stringify(now)}`)
+          return answer({
+            LimitsSet: {
+              target: id,
+              cpu_per_message_ms: now.cpuPerMessageMs ?? null,
+              cpu_total_ms: now.cpuTotalMs ?? null,
+              memory_mib: now.memoryBytes === undefined ? null : now.memoryBytes / (1024 * 1024)
+            }
+          })
+        }
         if ("GrantCapabilities" in cmd) {
           return yield* kernel.grant(cmd.GrantCapabilities.target.toString(), cmd.GrantCapabilities.capabilities)
         }
@@ -149,7 +178,7 @@ export const KernelCommandHandler = Layer.effectDiscard(
 
 const COMMANDS = new Set([
   "Booted", "Shutdown", "InitializeProcess", "GrantCapabilities", "DropCapabilities", "SetOnExit", "RunProcess",
-  "KillProcess", "Debug"
+  "KillProcess", "SetLimits", "Debug"
 ])
 
 /** One line naming the command and what is wrong with it, instead of the whole union's report. */

@@ -84,6 +84,21 @@ export const InitializeProcess = Schema.Struct({
 })
 const CapsChange = Schema.Struct({ target: ProcessIdFromString, capabilities: Schema.Array(CapabilityJson) })
 
+const Positive = Schema.Number.check(Schema.isGreaterThan(0))
+
+/**
+ * kinode-ts's own command (not Kinode's): a process's containment limits, from its
+ * next start or restart. A field left out keeps its value; `null` restores the default.
+ */
+export const SetLimits = Schema.Struct({
+  SetLimits: Schema.Struct({
+    target: ProcessIdFromString,
+    cpu_per_message_ms: Schema.optional(Schema.NullOr(Positive)),
+    cpu_total_ms: Schema.optional(Schema.NullOr(Positive)),
+    memory_mib: Schema.optional(Schema.NullOr(Positive))
+  })
+})
+
 export const KernelCommand = Schema.Union([
   Schema.Literals(["Booted", "Shutdown"]),
   InitializeProcess,
@@ -92,6 +107,7 @@ export const KernelCommand = Schema.Union([
   Schema.Struct({ SetOnExit: Schema.Struct({ target: ProcessIdFromString, on_exit: OnExitJson }) }),
   Schema.Struct({ RunProcess: ProcessIdFromString }),
   Schema.Struct({ KillProcess: ProcessIdFromString }),
+  SetLimits,
   Schema.Struct({
     Debug: Schema.Union([
       Schema.Literal("ProcessMap"),

@@ -9,11 +9,12 @@
  * share one: the tests do, so a 12 MB app is instrumented once, not at every boot).
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Effect, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Home } from "../../src/Home.ts"
 import type { NativeProgram } from "../../src/ProcessApi.ts"
+import { ProcessLimits } from "../../src/ProcessLimits.ts"
 import { NATIVE_PREFIX, NativePrograms, ProgramLoader, ProgramLoadFailed } from "../../src/ProgramLoader.ts"
 import { ComponentCache } from "../../src/wasm-host/ComponentCache.ts"
 import { ComponentLoadError } from "../../src/wasm-host/WasmErrors.ts"
@@ -33,10 +34,20 @@ const packageDir = (id: string) => {
  */
 const MEMO_LIMIT = 256
 
+/**
+ * How the node hosts Wasm: `preemption: false` runs components uninstrumented (a
+ * process can then hold the event loop; benches compare against it).
+ */
+export const WasmHostOptions = Context.Reference<{ readonly preemption: boolean }>(
+  "services/program-loader/WasmHostOptions",
+  { defaultValue: () => ({ preemption: true }) }
+)
+
 const make = Effect.gen(function*() {
   const home = yield* Home
   const natives = yield* NativePrograms
   const cache = yield* ComponentCache
+  const limits = yield* ProcessLimits
   const vfsRoot = path.join(home.path, "vfs")
   const digests = makeFileDigests(path.join(home.path, ".cache", "wasm", "file-digests.json"))
   const byHash = new Map<string, NativeProgram>()
@@ -45,7 +56,7 @@ const make = Effect.gen(function*() {
   const prepare = (handle: string, source: Uint8Array | KnownComponent, tmp: string) =>
     Effect.gen(function*() {
       yield* Effect.sync(() => fs.mkdirSync(tmp, { recursive: true }))
-      const program = yield* loadWasmProgram(source, { tempDir: { hostPath: tmp, guestPath: tmp, fs } }).pipe(
+      const program = yield* loadWasmProgram(source, { tempDir: { hostPath: tmp, guestPath: tmp, fs }, limits: limits.get }).pipe(
         Effect.provideService(ComponentCache, cache),
         Effect.mapError((e) => new ProgramLoadFailed({ handle, reason: e.message }))
       )
@@ -107,11 +118,16 @@ const make = Effect.gen(function*() {
 /** Environment variable: a shared directory for instrumented core modules. */
 export const METERED_CACHE_ENV = "KINODE_TS_METERED_CACHE"
 
+/** The loader, and the node's per-process limits it reads (the `SetLimits` command writes them). */
 export const ProgramLoaderFs = Layer.effect(ProgramLoader, make).pipe(
-  Layer.provide(Layer.unwrap(Effect.map(Home, (home) => {
+  Layer.provideMerge(ProcessLimits.layerMemory),
+  Layer.provide(Layer.unwrap(Effect.gen(function*() {
+    const home = yield* Home
+    const { preemption } = yield* WasmHostOptions
     const shared = process.env[METERED_CACHE_ENV]
     return ComponentCache.layer({
       cacheDir: path.join(home.path, ".cache", "wasm"),
+      preemption,
       ...(shared === undefined || shared === "" ? {} : { meteredDir: shared })
     })
   }))),

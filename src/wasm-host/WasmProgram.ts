@@ -16,6 +16,7 @@
  */
 import { Effect } from "effect"
 import type { ProcessApi } from "../ProcessApi.ts"
+import type { Limits } from "../ProcessLimits.ts"
 import { ComponentCache, type CoreModules, type GuestToolchain, type LoadedComponent } from "./ComponentCache.ts"
 import { type KinodeVersion, kinodeVersionOf, splitVersion } from "./ComponentShape.ts"
 import { addFastPaths } from "./FastAbi.ts"
@@ -37,16 +38,10 @@ export interface WasmProgramOptions {
   readonly stderrVerbosity?: number
   /** Link hand-written canonical-ABI bindings for the hot calls (default true); see FastAbi.ts. */
   readonly fastAbi?: boolean
-  /** A process's limits, read at each start (and restart); undefined fields keep the defaults. */
-  readonly limits?: (process: string) => ProcessLimits | undefined
-}
-
-/** Containment limits of one Wasm process. */
-export interface ProcessLimits {
-  /** CPU budgets and slice (defaults: `defaultCpuLimits`). */
+  /** A process's limits, read at each start (and restart); unset fields keep the defaults. */
+  readonly limits?: (process: string) => Limits | undefined
+  /** CPU slice and budgets of every process before its own limits (default `defaultCpuLimits`). */
   readonly cpu?: Partial<CpuLimits>
-  /** Linear-memory cap in bytes (default: the component cache's, 256 MiB). */
-  readonly memoryBytes?: number
 }
 
 export type WasmProgram = (api: ProcessApi) => Effect.Effect<void, WasmProcessExit>
@@ -142,7 +137,15 @@ const runProcess = (
     Effect.acquireUseRelease(
       Effect.sync(() => {
         const meter = component.metered
-          ? new GuestMeter({ limits: { ...defaultCpuLimits, ...limits?.cpu }, scheduler })
+          ? new GuestMeter({
+            limits: {
+              ...defaultCpuLimits,
+              ...options.cpu,
+              ...(limits?.cpuPerMessageMs === undefined ? {} : { perMessageMs: limits.cpuPerMessageMs }),
+              ...(limits?.cpuTotalMs === undefined ? {} : { totalMs: limits.cpuTotalMs })
+            },
+            scheduler
+          })
           : undefined
         const wasi = makeWasi({
           preopen: options.tempDir,

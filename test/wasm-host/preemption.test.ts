@@ -12,7 +12,9 @@ import { Effect, FileSystem } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { pid } from "../../src/Ids.ts"
 import { Kernel } from "../../src/Kernel.ts"
+import type { OnExit } from "../../src/Message.ts"
 import { request, text } from "../../src/Message.ts"
 import type { NativeApi } from "../../src/ProcessApi.ts"
 import type { Printed } from "../../src/Printout.ts"
@@ -144,6 +146,58 @@ describe("preemption", () => {
     ), 60_000)
 })
 
+/** initialize `id` from `bytes`, set its limits with the `SetLimits` kernel command, then run it. */
+const startLimited = (id: string, bytes: Uint8Array, limits: Record<string, number | null>, onExit: OnExit = { _tag: "None" }) =>
+  Effect.gen(function*() {
+    const k = yield* Kernel
+    const admin: NativeApi = yield* session(`admin-${id.split(":")[0]}:${PKG}`, ["kernel:distro:sys"])
+    const p = pid(id)
+    yield* k.initialize({
+      id: p,
+      handle: `/${PKG}/pkg/${p.processName}.wasm`,
+      witVersion: 1,
+      onExit,
+      public: false,
+      capabilities: [],
+      bytes
+    })
+    const answer = yield* kernelCall(admin, { SetLimits: { target: id, ...limits } })
+    yield* k.run(id)
+    return answer
+  })
+
+describe("CPU budget", () => {
+  it.live("a process past its CPU budget for one message is stopped with a printout, and its on-exit applies", () =>
+    onNode((lines) =>
+      Effect.gen(function*() {
+        const k = yield* Kernel
+        const echo = yield* startEcho
+        const id = `greedy:${PKG}`
+        const answer = yield* startLimited(id, yield* once("spinner", buildSpinner), { cpu_per_message_ms: 300 }, { _tag: "Restart" })
+        assert.deepStrictEqual(answer, { LimitsSet: { target: id, cpu_per_message_ms: 300, cpu_total_ms: null, memory_mib: null } })
+        const crash = () => lines.find((l) => l.source === id && l.level === 0 && l.text.startsWith(`process ${id} crashed`))
+        yield* waitFor(() => crash() !== undefined, "the greedy process was stopped")
+        assert.match(crash()!.text, /was stopped: used \d+ ms of CPU on one message, past its budget of 300 ms/)
+        // on-exit Restart: it runs again (and is stopped again)
+        yield* waitFor(() => lines.filter((l) => l.source === id && l.text === `${PKG}: spinning`).length >= 2, "restarted")
+        yield* echo.roundTrip("meanwhile")
+        assert.isTrue(yield* k.kill(id))
+      })
+    ), 60_000)
+
+  it.live("a total CPU budget stops a process too; on-exit None removes it", () =>
+    onNode((lines) =>
+      Effect.gen(function*() {
+        const k = yield* Kernel
+        const id = `greedy:${PKG}`
+        yield* startLimited(id, yield* once("spinner", buildSpinner), { cpu_total_ms: 200 })
+        yield* waitFor(() => k.info(id) === undefined, "the greedy process is gone")
+        const crash = lines.find((l) => l.source === id && l.level === 0 && l.text.startsWith(`process ${id} crashed`))
+        assert.match(crash!.text, /was stopped: used \d+ ms of CPU in total, past its budget of 200 ms/)
+      })
+    ), 60_000)
+})
+
 describe("memory cap", () => {
   it.live("memory.grow fails inside the guest at the cap (256 MiB)", () =>
     onNode((lines) =>
@@ -159,6 +213,18 @@ describe("memory cap", () => {
         assert.isAbove(pages, 4096 - 16)
         assert.isBelow(took, 5000, `the probe is quick (${took.toFixed(0)} ms)`)
         yield* waitFor(() => k.info(id) === undefined, "the probe exited")
+      })
+    ), 60_000)
+
+  it.live("SetLimits sets a process's own cap", () =>
+    onNode((lines) =>
+      Effect.gen(function*() {
+        const id = `probe:${PKG}`
+        yield* startLimited(id, yield* Effect.promise(buildMemoryProbe), { memory_mib: 16 })
+        yield* waitFor(() => lines.some((l) => l.source === id && l.text.startsWith(`${PKG}: pages `)), "the probe reported")
+        const pages = Number(lines.find((l) => l.source === id && l.text.startsWith(`${PKG}: pages `))!.text.slice(-5))
+        assert.isAtMost(pages, 256)
+        assert.isAbove(pages, 256 - 16)
       })
     ), 60_000)
 })

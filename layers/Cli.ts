@@ -41,6 +41,7 @@ const USAGE = `usage: node dist/main.js --home <dir> [options]
   --dial-timeout <s>      connect and handshake budget per dial (default 5)
   --max-passthroughs <n>  direct nodes: relay slots for nodes listing this one in ~routers (default 64; 0 none)
   --offline               do not start the network (every other node is offline)
+  --safe-mode             boot with stored processes not started (top lists them as paused; kill or RunProcess them)
   -v, --verbosity <n>     0-3, terminal verbosity (default 0)
   --detached              run without the terminal (stop with SIGTERM/SIGINT)
   -h, --help              this text
@@ -66,6 +67,7 @@ export interface Flags {
   readonly idleTimeoutSeconds: number
   readonly dialTimeoutSeconds: number
   readonly maxPassthroughs: number
+  readonly safeMode: boolean
 }
 
 const port = (text: string | undefined, flag: string): number | string | undefined => {
@@ -99,6 +101,7 @@ export const parseFlags = (argv: ReadonlyArray<string>): Flags | string => {
         "idle-timeout": { type: "string" },
         "dial-timeout": { type: "string" },
         "max-passthroughs": { type: "string" },
+        "safe-mode": { type: "boolean" },
         help: { type: "boolean", short: "h" }
       }
     })
@@ -151,7 +154,8 @@ export const parseFlags = (argv: ReadonlyArray<string>): Flags | string => {
     maxPeers: maxPeers as number,
     idleTimeoutSeconds: idleTimeoutSeconds as number,
     dialTimeoutSeconds: dialTimeoutSeconds as number,
-    maxPassthroughs: maxPassthroughs as number
+    maxPassthroughs: maxPassthroughs as number,
+    safeMode: v["safe-mode"] === true
   }
 }
 
@@ -255,7 +259,8 @@ const runNode = (flags: Flags, phases: Phases, chainExit: Effect.Effect<ChainExi
     }
     yield* kernel.boot
     phases.mark("processes")
-    const bundled = yield* installBundled()
+    // Safe mode starts nothing: bundled apps are not (re)installed either.
+    const bundled = flags.safeMode ? { installed: [] } : yield* installBundled()
     phases.mark("apps")
     if (bundled.installed.length > 0) printout.print(1, "kernel", `installed bundled apps: ${bundled.installed.join(", ")}`)
     printout.print(0, "kernel", `kinode-ts node ${kernel.node} booted (home ${flags.home}); ${kernel.processes().length} processes`)
@@ -329,7 +334,7 @@ export const main = (argv: ReadonlyArray<string>) => {
     }
     yield* runNode(flags, phases, anvil?.exited).pipe(
       Effect.scoped,
-      Effect.provide(Layer.fresh(NodeLive({ home, verbosity: flags.verbosity, identity: ChainIdentity(loggedIn), indexer, net })))
+      Effect.provide(Layer.fresh(NodeLive({ home, verbosity: flags.verbosity, identity: ChainIdentity(loggedIn), indexer, net, safeMode: flags.safeMode })))
     )
   }).pipe(
     Effect.catch((e: unknown) =>

@@ -27,6 +27,8 @@ export interface NodeOptions {
   readonly indexer?: Layer.Layer<never, never, ModuleHost | Lmdb | Identity> | undefined
   /** The network over libp2p; without it the node is offline (every other node `Offline`). */
   readonly net?: NetOptions | undefined
+  /** Boot with userspace processes registered but not started (`--safe-mode`). */
+  readonly safeMode?: boolean | undefined
 }
 
 export const HomeDir = (dir: string) =>
@@ -47,7 +49,7 @@ export const NodeLive = (options: NodeOptions) => {
     Layer.provide(BuiltinPrograms),
     Layer.provide(KernelStoreLmdb),
     Layer.provideMerge(Lmdb.layer),
-    Layer.provideMerge(KernelConfig.layer(1024)),
+    Layer.provideMerge(KernelConfig.layer({ mailboxCapacity: 1024, safeMode: options.safeMode === true })),
     Layer.provideMerge(options.identity),
     Layer.provideMerge(TerminalPrintout(options.verbosity)),
     Layer.provideMerge(HomeDir(options.home))

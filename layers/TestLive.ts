@@ -9,7 +9,7 @@ import * as path from "node:path"
 import { Home } from "../src/Home.ts"
 import type { Identity } from "../src/Identity.ts"
 import type { Net } from "../src/Net.ts"
-import { KernelConfig } from "../src/Kernel.ts"
+import { KernelConfig, type KernelSettings } from "../src/Kernel.ts"
 import type { NativeProgram } from "../src/ProcessApi.ts"
 import { Printout } from "../src/Printout.ts"
 import { NativePrograms } from "../src/ProgramLoader.ts"
@@ -37,6 +37,8 @@ export interface TestNodeOptions {
   /** The network (`NetLibp2p(...)`); default: offline. */
   readonly net?: Layer.Layer<Net | NetStatus, unknown, Identity | Printout>
   readonly mailboxCapacity?: number
+  /** Kernel limits and safe mode beyond the mailbox count (defaults: `KernelConfig.defaults`). */
+  readonly kernel?: Partial<KernelSettings>
   readonly programs?: Record<string, NativeProgram>
   /** Use this home instead of a fresh temp dir (restart tests). */
   readonly home?: string
@@ -56,7 +58,10 @@ export const kernelOverHome = (options: Omit<TestNodeOptions, "home"> = {}) => {
     Layer.provide(KernelStoreLmdb),
     Layer.provide(Lmdb.layer),
     Layer.provideMerge(options.identity ?? EphemeralIdentity(options.node ?? "test.dev")),
-    Layer.provideMerge(KernelConfig.layer(options.mailboxCapacity)),
+    Layer.provideMerge(KernelConfig.layer({
+      ...options.kernel,
+      ...(options.mailboxCapacity === undefined ? {} : { mailboxCapacity: options.mailboxCapacity })
+    })),
     Layer.provideMerge(printout.layer)
   )
   return { layer, lines: printout.lines }

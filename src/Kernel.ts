@@ -23,21 +23,25 @@ import { Identity } from "./Identity.ts"
 import { type Address, localAddress, type ProcessId } from "./Ids.ts"
 import { type CallFailed, makeKernelCalls } from "./KernelCalls.ts"
 import { KernelStore } from "./KernelStore.ts"
-import { DEFAULT_MAILBOX_CAPACITY, inBatch } from "./Mailbox.ts"
-import type { Capability, KernelMessage, LazyLoadBlob, OnExit, Request, SignedCapability } from "./Message.ts"
+import { DEFAULT_MAILBOX_BYTES, DEFAULT_MAILBOX_CAPACITY, DEFAULT_QUEUED_BYTES, inBatch, QueuedBytes } from "./Mailbox.ts"
+import { type Capability, type KernelMessage, type LazyLoadBlob, MAX_MESSAGE_BYTES, type OnExit, type Request, type SignedCapability } from "./Message.ts"
 import { makeModuleHost } from "./ModuleHosting.ts"
 import { ModuleHost } from "./ModuleHost.ts"
 import { Net, type NetInbound } from "./Net.ts"
 import type { NativeApi, RefusalReason, SpawnFailed, SpawnOptions, StateUnavailable } from "./ProcessApi.ts"
 import type { HostKernel } from "./ProcessHost.ts"
 import {
+  DEFAULT_RESTART_INTENSITY,
+  DEFAULT_SPAWN_LIMITS,
   type InitializeFailed,
   type InitSpec,
   makeProcessTable,
   type NoSuchProcess,
   type ProcessInfo,
   type ProcessTable,
-  type RunFailed
+  type RestartIntensity,
+  type RunFailed,
+  type SpawnLimits
 } from "./ProcessTable.ts"
 import { Printout } from "./Printout.ts"
 import { ProgramLoader } from "./ProgramLoader.ts"
@@ -47,13 +51,35 @@ import { Timeouts } from "./Timeouts.ts"
 
 export { messagingCap, networkCap }
 export { InitializeFailed, NoSuchProcess, RunFailed } from "./ProcessTable.ts"
-export type { InitSpec, ProcessInfo, ProcessStatus } from "./ProcessTable.ts"
+export type { InitSpec, ProcessInfo, ProcessStatus, RestartIntensity, SpawnLimits } from "./ProcessTable.ts"
 
-export class KernelConfig extends Context.Service<KernelConfig, {
-  /** Bound of every process mailbox. */
+/** The kernel's settings: the limits that keep one process from starving the node, and safe mode. */
+export interface KernelSettings {
+  /** Messages one process mailbox may hold. */
   readonly mailboxCapacity: number
-}>()("kernel/KernelConfig") {
-  static readonly layer = (mailboxCapacity = DEFAULT_MAILBOX_CAPACITY) => Layer.succeed(KernelConfig, { mailboxCapacity })
+  /** Bytes (bodies, blobs, metadata) one process mailbox may hold; at least one message of the size limit. */
+  readonly mailboxBytes: number
+  /** Bytes all process mailboxes may hold together. */
+  readonly queuedBytes: number
+  /** Spawn limits: live children per process, live processes per package, spawns per package per second. */
+  readonly spawn: SpawnLimits
+  /** A `Restart` process that exits more than this often within the window is stopped (status `stopped`). */
+  readonly restartIntensity: RestartIntensity
+  /** Boot with userspace processes registered but not started (status `paused`). */
+  readonly safeMode: boolean
+}
+
+export class KernelConfig extends Context.Service<KernelConfig, KernelSettings>()("kernel/KernelConfig") {
+  static readonly defaults: KernelSettings = {
+    mailboxCapacity: DEFAULT_MAILBOX_CAPACITY,
+    mailboxBytes: DEFAULT_MAILBOX_BYTES,
+    queuedBytes: DEFAULT_QUEUED_BYTES,
+    spawn: DEFAULT_SPAWN_LIMITS,
+    restartIntensity: DEFAULT_RESTART_INTENSITY,
+    safeMode: false
+  }
+  static readonly layer = (settings: Partial<KernelSettings> = {}) =>
+    Layer.succeed(KernelConfig, { ...KernelConfig.defaults, ...settings })
 }
 
 export interface KernelApi {
@@ -164,6 +190,11 @@ const makeKernel = Effect.gen(function*() {
   const processes = yield* makeProcessTable({
     node,
     mailboxCapacity: config.mailboxCapacity,
+    mailboxBytes: Math.max(config.mailboxBytes, MAX_MESSAGE_BYTES),
+    queuedBytes: new QueuedBytes(Math.max(config.queuedBytes, MAX_MESSAGE_BYTES)),
+    spawnLimits: config.spawn,
+    restartIntensity: config.restartIntensity,
+    safeMode: config.safeMode,
     router,
     grants,
     store,

@@ -55,9 +55,22 @@ export class StateUnavailable extends Schema.TaggedError<StateUnavailable>()("St
 export const SpawnFailure = Schema.Literals(["name-taken", "no-file-at-path"])
 export type SpawnFailure = typeof SpawnFailure.Type
 
+/**
+ * Which spawn limit refused a spawn: the parent's live children, its package's live
+ * processes, or its package's spawn rate. The WIT `spawn-error` has no word for these:
+ * a Wasm guest sees `no-file-at-path`, and the terminal is told which limit it was.
+ */
+export const SpawnLimit = Schema.Literals(["children", "package", "rate"])
+export type SpawnLimit = typeof SpawnLimit.Type
+
 export class SpawnFailed extends Schema.TaggedError<SpawnFailed>()("SpawnFailed", {
-  reason: SpawnFailure
-}) {}
+  reason: SpawnFailure,
+  limit: Schema.optional(SpawnLimit)
+}) {
+  override get message(): string {
+    return this.limit === undefined ? `spawn failed: ${this.reason}` : `spawn refused: ${this.limit} limit reached`
+  }
+}
 
 /** A process did something the interface forbids (Kinode traps the Wasm instance). */
 export class ProcessTrap extends Schema.TaggedError<ProcessTrap>()("ProcessTrap", {

@@ -200,13 +200,14 @@ export class ProcessHost implements ProcessApi {
 
   private nextDelivery(): Delivery | undefined {
     if (this.setAside.length === 0) return this.mailbox.poll()
-    this.mailbox.hold(-1)
-    return this.setAside.shift()
+    const d = this.setAside.shift()!
+    this.mailbox.unhold(d)
+    return d
   }
 
   /** Keeps an item for a later `receive`; it still counts against the mailbox bound. */
   private putAside(d: Delivery): void {
-    this.mailbox.hold(1)
+    this.mailbox.hold(d)
     this.setAside.push(d)
   }
 
@@ -404,7 +405,7 @@ export class ProcessHost implements ProcessApi {
       const d = this.setAside[i]!
       if (d.id === id && (isFailedSend(d) || d.message._tag === "Response")) {
         this.setAside.splice(i, 1)
-        this.mailbox.hold(-1)
+        this.mailbox.unhold(d)
         return this.resolveAwaited(d)
       }
     }

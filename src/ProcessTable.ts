@@ -11,6 +11,13 @@
  *
  * Persistent processes are mirrored in the `KernelStore`; runtime modules and sessions
  * (`transient`) are not: they are created again at every boot.
+ *
+ * Containment: mailboxes are bounded in items and bytes (one node-wide budget of queued
+ * bytes); `spawn` is refused past a parent's live children, its package's live
+ * processes or its package's spawn rate, never queued; a `Restart` process that exits
+ * more often than its restart intensity allows (OTP's MaxR in MaxT) is stopped and
+ * marked `stopped` instead of looping for ever (`RunProcess` starts it again); in safe
+ * mode, boot registers stored processes without starting them (`paused`).
  */
 import { Cause, Clock, Effect, Exit, FiberMap, Result, Schema } from "effect"
 import { messagingCap } from "./Capabilities.ts"
@@ -18,14 +25,14 @@ import { normalizeVfsPath } from "./DriveAccess.ts"
 import type { GrantStore } from "./GrantStore.ts"
 import { type Address, checkKimapSafe, localAddress, parseProcessId, pid, type ProcessId } from "./Ids.ts"
 import type { KernelStore, ProcessRecord } from "./KernelStore.ts"
-import { Mailbox } from "./Mailbox.ts"
+import { Mailbox, type QueuedBytes } from "./Mailbox.ts"
 import type { Capability, OnExit } from "./Message.ts"
-import type { NativeProgram, SpawnOptions } from "./ProcessApi.ts"
+import type { NativeProgram, SpawnLimit, SpawnOptions } from "./ProcessApi.ts"
 import { SpawnFailed } from "./ProcessApi.ts"
 import { type HostKernel, ProcessHost, type RefusalMode } from "./ProcessHost.ts"
 import { NATIVE_PREFIX, type ProgramLoader } from "./ProgramLoader.ts"
 import { restartDelays } from "./RestartSchedule.ts"
-import type { Delivery, RouterCore } from "./Router.ts"
+import { type Delivery, deliverySize, type RouterCore } from "./Router.ts"
 
 export const InitFailure = Schema.Literals(["NameTaken", "NotKimapSafe", "NoCode", "Persist"])
 
@@ -54,7 +61,26 @@ export interface InitSpec {
   readonly bytes: Uint8Array | undefined
 }
 
-export type ProcessStatus = "waiting" | "running" | "restarting" | "exited" | "runtime"
+/** `stopped`: restarted too often, no longer run; `paused`: not started because of safe mode. */
+export type ProcessStatus = "waiting" | "running" | "restarting" | "stopped" | "paused" | "exited" | "runtime"
+
+export interface SpawnLimits {
+  /** Live processes one process may have spawned. */
+  readonly childrenPerProcess: number
+  /** Live processes of one package, however made; spawns past it are refused. */
+  readonly processesPerPackage: number
+  /** Spawns per package per second (a token bucket of `burst`). */
+  readonly perSecond: number
+  readonly burst: number
+}
+export const DEFAULT_SPAWN_LIMITS: SpawnLimits = { childrenPerProcess: 128, processesPerPackage: 512, perSecond: 64, burst: 128 }
+
+/** More than `restarts` restarts within `windowMs` stops the process (OTP's MaxR in MaxT). */
+export interface RestartIntensity {
+  readonly restarts: number
+  readonly windowMs: number
+}
+export const DEFAULT_RESTART_INTENSITY: RestartIntensity = { restarts: 5, windowMs: 60_000 }
 
 export interface ProcessInfo {
   readonly id: string
@@ -63,7 +89,10 @@ export interface ProcessInfo {
   readonly onExit: OnExit
   readonly public: boolean
   readonly status: ProcessStatus
+  /** Why a `stopped` process was stopped. */
+  readonly stoppedBecause: string | undefined
   readonly mailboxDepth: number
+  readonly mailboxBytes: number
   readonly capabilities: ReadonlyArray<Capability>
 }
 
@@ -76,11 +105,21 @@ interface Live {
   readonly bytes: Uint8Array | undefined
   /** Runtime modules and sessions are not persisted: they are re-created at every boot. */
   readonly transient: boolean
+  /** The process that spawned this one (while this one lives, it counts among its children). */
+  readonly parent: Live | undefined
+  /** Live processes this one spawned. */
+  children: number
+  stoppedBecause: string | undefined
 }
 
 export interface ProcessTableDeps {
   readonly node: string
   readonly mailboxCapacity: number
+  readonly mailboxBytes: number
+  readonly queuedBytes: QueuedBytes
+  readonly spawnLimits: SpawnLimits
+  readonly restartIntensity: RestartIntensity
+  readonly safeMode: boolean
   readonly router: RouterCore
   readonly grants: GrantStore
   readonly store: KernelStore["Service"]
@@ -100,6 +139,8 @@ const describeCause = (cause: Cause.Cause<unknown>): string => {
 
 const refusalModeOf = (handle: string): RefusalMode =>
   handle.startsWith(NATIVE_PREFIX) || handle === "" ? "typed" : "send-error"
+
+const packageOf = (id: ProcessId) => `${id.packageName}:${id.publisherNode}`
 
 /** Builds the table; its fibers live in the caller's scope (the kernel layer's). */
 export const makeProcessTable = (deps: ProcessTableDeps) =>
@@ -136,17 +177,56 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
         refusalMode: mode
       })
 
-    const newLive = (record: ProcessRecord, id: ProcessId, status: ProcessStatus, bytes: Uint8Array | undefined, transient: boolean, capacity = deps.mailboxCapacity): Live => {
-      const live: Live = { record, pid: id, mailbox: new Mailbox(capacity), host: undefined, status, bytes, transient }
+    const byteBound = { max: deps.mailboxBytes, node: deps.queuedBytes, sizeOf: deliverySize }
+    const newMailbox = (capacity: number) => new Mailbox<Delivery>(capacity, byteBound)
+
+    /** Live processes per package (transient ones aside), for the spawn limit. */
+    const perPackage = new Map<string, number>()
+    const countPackage = (id: ProcessId, by: 1 | -1) => {
+      const key = packageOf(id)
+      const n = (perPackage.get(key) ?? 0) + by
+      if (n <= 0) perPackage.delete(key)
+      else perPackage.set(key, n)
+    }
+
+    const newLive = (
+      record: ProcessRecord,
+      id: ProcessId,
+      status: ProcessStatus,
+      bytes: Uint8Array | undefined,
+      transient: boolean,
+      capacity = deps.mailboxCapacity,
+      parent: Live | undefined = undefined
+    ): Live => {
+      const live: Live = {
+        record,
+        pid: id,
+        mailbox: newMailbox(capacity),
+        host: undefined,
+        status,
+        bytes,
+        transient,
+        parent,
+        children: 0,
+        stoppedBecause: undefined
+      }
       processes.set(record.id, live)
       router.register(record.id, live.mailbox, record.public)
+      if (!transient) countPackage(id, 1)
+      if (parent !== undefined) parent.children++
       return live
+    }
+
+    /** Undoes `newLive`'s counts; the caller has taken it out of `processes`. */
+    const uncount = (live: Live) => {
+      if (!live.transient) countPackage(live.pid, -1)
+      if (live.parent !== undefined) live.parent.children--
     }
 
     // ---- registration ------------------------------------------------------------
 
     /** Adds a process to the map, the router and the grant table; persisting is the caller's. */
-    const register = (spec: InitSpec) =>
+    const register = (spec: InitSpec, parent?: Live) =>
       Effect.gen(function*() {
         const id = spec.id.toString()
         if (Result.isFailure(checkKimapSafe(spec.id))) return yield* new InitializeFailed({ id, reason: "NotKimapSafe" })
@@ -160,7 +240,7 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
           public: spec.public,
           capabilities: []
         }
-        const live = newLive(record, spec.id, "waiting", spec.bytes, false)
+        const live = newLive(record, spec.id, "waiting", spec.bytes, false, deps.mailboxCapacity, parent)
         grants.seed(id, [...spec.capabilities, messagingCap(node, id)])
         return live
       })
@@ -175,6 +255,8 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
         const id = live.record.id
         // The back-off stepper is made at the first restart: most processes never need one.
         let nextDelay: Effect.Success<typeof restartDelays> | undefined
+        // When it was restarted, within the intensity window.
+        const restarts: Array<number> = []
         while (true) {
           const host = newHost(live, refusalModeOf(live.record.handle))
           live.host = host
@@ -192,14 +274,28 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
           }
           const onExit = host.getOnExit()
           if (onExit._tag === "Restart") {
-            live.status = "restarting"
             live.mailbox.close()
             router.unregister(id, live.mailbox)
+            const now = clock.currentTimeMillisUnsafe()
+            const { restarts: most, windowMs } = deps.restartIntensity
+            while (restarts.length > 0 && restarts[0]! <= now - windowMs) restarts.shift()
+            if (restarts.length >= most) {
+              // A crash loop: stopped and marked, never run again on its own (RunProcess does).
+              live.status = "stopped"
+              live.stoppedBecause = `restarted ${restarts.length} times in ${Math.round((now - restarts[0]!) / 1000)} s`
+              live.host = undefined
+              // Still known, not running: senders are refused NotRunning.
+              router.register(id, live.mailbox, live.record.public)
+              print(0, "kernel", `process ${id} stopped: it ${live.stoppedBecause} and exited again; kill it, or start it again with RunProcess`)
+              return
+            }
+            restarts.push(now)
+            live.status = "restarting"
             nextDelay ??= yield* restartDelays
             const wait = yield* nextDelay(clock.currentTimeMillisUnsafe()).pipe(Effect.orElseSucceed(() => 0))
             if (wait > 0) yield* Effect.sleep(wait)
             if (processes.get(id) !== live || live.status !== "restarting") return
-            live.mailbox = new Mailbox(deps.mailboxCapacity)
+            live.mailbox = newMailbox(deps.mailboxCapacity)
             router.register(id, live.mailbox, live.record.public)
             continue
           }
@@ -226,7 +322,13 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
       Effect.gen(function*() {
         const live = processes.get(id)
         if (live === undefined || live.transient) return yield* new RunFailed({ id, reason: "no such process" })
-        if (live.status === "running") return
+        if (live.status === "running" || live.status === "restarting") return
+        if (live.status === "stopped" || live.mailbox.isClosed) {
+          // Started again by hand: a fresh mailbox, and the restart count starts over.
+          live.mailbox = newMailbox(deps.mailboxCapacity)
+          router.register(id, live.mailbox, live.record.public)
+          live.stoppedBecause = undefined
+        }
         const program = yield* deps.loader.load({ id, handle: live.record.handle, witVersion: live.record.witVersion, bytes: live.bytes }).pipe(
           Effect.mapError((e) => new RunFailed({ id, reason: e.message }))
         )
@@ -239,7 +341,10 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
     const remove = (live: Live, revoke: boolean) =>
       Effect.gen(function*() {
         const id = live.record.id
-        processes.delete(id)
+        if (processes.get(id) === live) {
+          processes.delete(id)
+          uncount(live)
+        }
         live.status = "exited"
         live.mailbox.close()
         router.unregister(id, live.mailbox)
@@ -268,6 +373,38 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
 
     // ---- spawn -------------------------------------------------------------------
 
+    /** Spawn rate per package: token buckets refilled by the clock. */
+    const buckets = new Map<string, { tokens: number; at: number }>()
+    const takeToken = (pkg: string, now: number): boolean => {
+      const { perSecond, burst } = deps.spawnLimits
+      const bucket = buckets.get(pkg) ?? { tokens: burst, at: now }
+      bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * perSecond)
+      bucket.at = now
+      buckets.set(pkg, bucket)
+      if (bucket.tokens < 1) return false
+      bucket.tokens -= 1
+      return true
+    }
+    /** When each package's last refusal was printed at level 0 (a spawn bomb would flood the terminal). */
+    const refusalPrinted = new Map<string, number>()
+
+    /** The limit a spawn by `parent` (of package `pkg`) would pass, if any; takes a rate token otherwise. */
+    const spawnLimitHit = (parent: Live | undefined, pkg: string): SpawnLimit | undefined => {
+      const limits = deps.spawnLimits
+      if (parent !== undefined && parent.children >= limits.childrenPerProcess) return "children"
+      if ((perPackage.get(pkg) ?? 0) >= limits.processesPerPackage) return "package"
+      return takeToken(pkg, clock.currentTimeMillisUnsafe()) ? undefined : "rate"
+    }
+
+    const describeLimit = (limit: SpawnLimit, parentKey: string, pkg: string) => {
+      const l = deps.spawnLimits
+      return limit === "children"
+        ? `${parentKey} has ${l.childrenPerProcess} live children`
+        : limit === "package"
+        ? `package ${pkg} has ${l.processesPerPackage} live processes`
+        : `package ${pkg} spawns more than ${l.perSecond} processes a second (bursts of ${l.burst})`
+    }
+
     const spawn = (parent: Address, options: SpawnOptions) =>
       Effect.gen(function*() {
         const parentId = parent.process
@@ -275,6 +412,30 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
         const child = pid(`${name}:${parentId.packageName}:${parentId.publisherNode}`)
         const childId = child.toString()
         if (processes.has(childId)) return yield* new SpawnFailed({ reason: "name-taken" })
+        const parentKey = parentId.toString()
+        const parentLive = processes.get(parentKey)
+        const pkg = packageOf(parentId)
+        const limit = spawnLimitHit(parentLive, pkg)
+        if (limit !== undefined) {
+          const now = clock.currentTimeMillisUnsafe()
+          const loud = now - (refusalPrinted.get(pkg) ?? Number.NEGATIVE_INFINITY) >= 5000
+          if (loud) refusalPrinted.set(pkg, now)
+          print(loud ? 0 : 2, parentKey, `spawn refused: ${describeLimit(limit, parentKey, pkg)}`)
+          return yield* new SpawnFailed({ reason: "no-file-at-path", limit })
+        }
+        // Counted at once, so spawns under way count against the limits too (released below).
+        if (parentLive !== undefined) parentLive.children++
+        countPackage(parentId, 1)
+        return yield* spawnChecked(parent, parentLive, child, options).pipe(Effect.ensuring(Effect.sync(() => {
+          if (parentLive !== undefined) parentLive.children--
+          countPackage(parentId, -1)
+        })))
+      })
+
+    const spawnChecked = (parent: Address, parentLive: Live | undefined, child: ProcessId, options: SpawnOptions) =>
+      Effect.gen(function*() {
+        const parentId = parent.process
+        const childId = child.toString()
         const native = options.wasmPath.startsWith(NATIVE_PREFIX)
         // Normalized first, so the access check and the loader see the same file.
         const handle = native ? options.wasmPath : normalizeVfsPath(options.wasmPath)
@@ -302,7 +463,7 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
           // The loader reads the component from the drive itself: apps can be larger than
           // a message (componentize-js output is ~12 MB, the limit is 10 MiB).
           bytes: undefined
-        }))
+        }, parentLive))
         if (Result.isFailure(registered)) {
           if (registered.failure.reason === "NotKimapSafe") {
             return yield* Effect.die(new Error(`spawn: ${childId} is not a Kimap-safe process id`))
@@ -379,6 +540,14 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
         grants.restore(record.id, record.capabilities)
         started.push(record.id)
       }
+      if (deps.safeMode) {
+        // Safe mode: nothing of userspace runs (no on-exit requests either) until asked.
+        for (const id of started) processes.get(id)!.status = "paused"
+        if (started.length > 0) {
+          print(0, "kernel", `safe mode: ${started.length} processes not started (status paused); top lists them, KillProcess removes one, RunProcess starts one`)
+        }
+        return
+      }
       for (const id of started) {
         const live = processes.get(id)!
         if (live.record.onExit._tag === "Requests") {
@@ -415,7 +584,9 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
         onExit: live.host?.getOnExit() ?? live.record.onExit,
         public: live.record.public,
         status: live.status,
+        stoppedBecause: live.stoppedBecause,
         mailboxDepth: live.host?.mailboxDepth ?? live.mailbox.size,
+        mailboxBytes: live.mailbox.queuedBytes,
         capabilities: grants.list(id)
       }
     }

@@ -38,6 +38,9 @@ export interface FailedSend {
 
 export const isFailedSend = (d: Delivery): d is FailedSend => (d as FailedSend)._tag === "FailedSend"
 
+/** Bytes a delivery holds in a mailbox: a message's size; a failure holds nothing new (its request is the owner's). */
+export const deliverySize = (d: Delivery): number => (d as FailedSend)._tag === "FailedSend" ? 0 : messageSize(d as KernelMessage)
+
 export interface RouteEntry {
   readonly id: string
   readonly mailbox: Mailbox<Delivery>
@@ -105,7 +108,8 @@ export class RouterCore {
       km = { ...km, target: this.resolveOur(km.target), source: this.resolveOur(km.source) }
     }
     if (this.onEvent !== undefined) this.onEvent(km)
-    if (messageSize(km) > MAX_MESSAGE_BYTES) return "MessageTooLarge"
+    const size = messageSize(km)
+    if (size > MAX_MESSAGE_BYTES) return "MessageTooLarge"
     const sourceId = km.source.process.toString()
     if (km.target.node !== this.node) {
       if (km.source.node !== this.node) return "UnknownSource"
@@ -129,8 +133,8 @@ export class RouterCore {
     const mailbox = target.mailbox
     if (mailbox.isClosed) return "NotRunning"
     const accepted = km.message._tag === "Response" && mailbox.awaitsResponse?.(km.id) === true
-      ? mailbox.offerInternal(km)
-      : mailbox.offer(km)
+      ? mailbox.offerInternal(km, true)
+      : mailbox.offer(km, size)
     return accepted ? undefined : "MailboxFull"
   }
 

@@ -55,14 +55,16 @@ const m: TerminalCommand = {
 const top: TerminalCommand = {
   name: "top",
   usage: "top [process-id]",
-  help: "list processes: status, mailbox depth, on-exit, capabilities",
+  help: "list processes: status (stopped: crash-looped; paused: safe mode), mailbox depth, on-exit, capabilities",
   run: (args, ctx) =>
     Effect.gen(function*() {
       const kernel = yield* Kernel
       const all = kernel.processes().filter((p) => args === "" || p.id === args)
       if (args !== "" && all.length === 0) return ctx.say(`top: no process ${args}`)
       const rows = all.map((p) =>
-        `  ${p.id.padEnd(36)} ${p.status.padEnd(10)} mailbox ${String(p.mailboxDepth).padStart(5)}  on-exit ${p.onExit._tag.padEnd(8)} ${p.public ? "public " : "private"} caps ${p.capabilities.length}  ${p.handle === "" ? "(runtime)" : p.handle}`
+        `  ${p.id.padEnd(36)} ${p.status.padEnd(10)} mailbox ${String(p.mailboxDepth).padStart(5)}  on-exit ${p.onExit._tag.padEnd(8)} ${p.public ? "public " : "private"} caps ${p.capabilities.length}  ${p.handle === "" ? "(runtime)" : p.handle}` +
+          (p.mailboxBytes >= 1024 * 1024 ? `  (mailbox ${Math.round(p.mailboxBytes / 1024 / 1024)} MiB)` : "") +
+          (p.stoppedBecause === undefined ? "" : `  (stopped: ${p.stoppedBecause})`)
       )
       return ctx.say(`${rows.join("\n")}\ntop: ${all.length} processes`)
     })

@@ -78,6 +78,34 @@ describe("node dist/main.js", () => {
     }
   }, 60_000)
 
+  it("--safe-mode boots with stored processes paused: top lists them, RunProcess starts one", async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "kinode-ts-cli-"))
+    try {
+      const first = start(home)
+      await first.waitFor(/booted/)
+      first.child.stdin.write(`m our@kernel:distro:sys ${initEcho}\n`)
+      await first.waitFor(/"InitializedProcess"/)
+      first.child.stdin.write("m our@kernel:distro:sys {\"RunProcess\":\"echo:test:sys\"}\n")
+      await first.waitFor(/"StartedProcess"/)
+      first.child.stdin.end()
+      assert.strictEqual(await first.exited, 0)
+
+      const safe = start(home, ["--safe-mode"])
+      await safe.waitFor(/safe mode: \d+ processes not started/)
+      await safe.waitFor(/booted/)
+      safe.child.stdin.write("top echo:test:sys\n")
+      await safe.waitFor(/echo:test:sys\s+paused/)
+      safe.child.stdin.write("m our@kernel:distro:sys {\"RunProcess\":\"echo:test:sys\"}\n")
+      await safe.waitFor(/"StartedProcess"/)
+      safe.child.stdin.write("m our@echo:test:sys awake\n")
+      await safe.waitFor(/awake$/m)
+      safe.child.stdin.end()
+      assert.strictEqual(await safe.exited, 0)
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true })
+    }
+  }, 60_000)
+
   it("--detached runs without a terminal and stops cleanly on SIGTERM", async () => {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "kinode-ts-cli-"))
     try {

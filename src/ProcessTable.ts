@@ -358,8 +358,10 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
       Effect.gen(function*() {
         const live = processes.get(id)
         if (live === undefined || live.status === "runtime") return false
-        yield* remove(live, revoke)
+        // Its program first: a spinning Wasm guest is never resumed from here on, so it
+        // takes no slice while the records go (an LMDB commit).
         yield* FiberMap.remove(fibers, id)
+        yield* remove(live, revoke)
         return true
       })
 

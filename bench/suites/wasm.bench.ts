@@ -9,11 +9,15 @@
  *   - the TypeScript echo app (componentize-js): round trips, instantiate time;
  *   - the same WAT echo without the kernel (bench/WasmGlue.ts): bare jco glue
  *     and our host alone, so the kernel's cost reads as a ratio;
- *   - cold boot of `node dist/main.js --home <tmp>` until its prompt.
+ *   - cold boot of `node dist/main.js --home <tmp>` until its prompt;
+ *   - containment (issue #11): Wasm<->Wasm rt/s with preemption instrumentation
+ *     on beside off (two kernels, alternated slices in the same run, best of 5
+ *     each), driver->WAT echo latency while one process spins in `loop br 0`,
+ *     and `KillProcess` of a spinning process until it is gone.
  */
 import { NodeServices } from "@effect/platform-node"
 import { spawn as spawnChild } from "node:child_process"
-import { Effect, Layer } from "effect"
+import { Effect, Fiber, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -26,7 +30,8 @@ import { request, text } from "../../src/Message.ts"
 import type { NativeApi } from "../../src/ProcessApi.ts"
 import { Lmdb } from "../../services/lmdb/Lmdb.ts"
 import { Packages } from "../../services/packages/index.ts"
-import { buildEcho } from "../../test/fixtures/wasm/build.ts"
+import { WasmHostOptions } from "../../services/program-loader/index.ts"
+import { buildEcho, buildSpinner } from "../../test/fixtures/wasm/build.ts"
 import { startTestChain } from "../../test/support/TestChain.ts"
 import { buildPinger, pingerStart } from "../../test/fixtures/wasm/pinger.ts"
 import { ComponentCache } from "../../src/wasm-host/ComponentCache.ts"
@@ -188,6 +193,149 @@ const wasmToWasm = (driver: NativeApi, echoBytes: Uint8Array) =>
     Effect.provide(NodeServices.layer)
   )
 
+// ---- containment ------------------------------------------------------------------
+
+/** A kernel running the WAT echo and the pinger (it may message the echo); `preemption` on or off. */
+const pingerKernel = (preemption: boolean) => {
+  const k = testKernel({})
+  return StorageLive.pipe(
+    Layer.provide(Lmdb.layer),
+    Layer.provideMerge(k.layer),
+    Layer.provide(Layer.succeed(WasmHostOptions, { preemption }))
+  )
+}
+
+const startPingPair = Effect.gen(function*() {
+  const kernel = yield* Kernel
+  const echo = pid("echo:pair:bench")
+  const pinger = pid("pinger:pair:bench")
+  yield* kernel.initialize({
+    id: echo, handle: "/pair:bench/pkg/echo.wasm", witVersion: 1, onExit: { _tag: "None" }, public: false, capabilities: [],
+    bytes: yield* Effect.promise(buildEcho)
+  })
+  yield* kernel.initialize({
+    id: pinger, handle: "/pair:bench/pkg/pinger.wasm", witVersion: 1, onExit: { _tag: "None" }, public: false,
+    capabilities: [messagingCap(kernel.node, echo.toString())], bytes: yield* Effect.promise(buildPinger)
+  })
+  yield* kernel.grant(echo.toString(), [messagingCap(kernel.node, pinger.toString())])
+  yield* kernel.run(echo.toString())
+  yield* kernel.run(pinger.toString())
+  const driver = yield* kernel.session("driver:pair:bench", {
+    capabilities: [messagingCap(kernel.node, pinger.toString()), messagingCap(kernel.node, echo.toString()),
+      messagingCap(kernel.node, "kernel:distro:sys")],
+    public: true
+  })
+  /** `n` pinger->echo round trips; rt/s. */
+  const pings = (n: number) =>
+    Effect.gen(function*() {
+      const t = performance.now()
+      const r = yield* driver.sendAndAwaitEffect(address(`${kernel.node}@${pinger}`), request({ body: pingerStart(n, false), expectsResponse: 300n }))
+      if (!("message" in r)) return yield* Effect.die(new Error("the pinger did not answer"))
+      return n / ((performance.now() - t) / 1000)
+    })
+  yield* pings(5_000)
+  return { kernel, driver, pings, echo: echo.toString() }
+})
+
+/** Runs `body` on a fresh pinger kernel (preemption on or off). */
+const onPairKernel = <A, E>(preemption: boolean, body: (pair: Effect.Success<typeof startPingPair>) => Effect.Effect<A, E, Kernel>) =>
+  Effect.flatMap(startPingPair, body).pipe(Effect.provide(pingerKernel(preemption), { local: true }), Effect.scoped, Effect.orDie)
+
+export const containmentFigures = Effect.gen(function*() {
+  const rows: Array<Row> = []
+  // Instrumentation cost: both kernels up at once, slices alternated, best of 3.
+  const rates = yield* alternate(50_000)
+  const best = { on: Math.max(...rates.on), off: Math.max(...rates.off) }
+  rows.push({ suite: SUITE, metric: "Wasm<->Wasm rt/s, preemption off", value: best.off, unit: "rt/s" })
+  rows.push({ suite: SUITE, metric: "Wasm<->Wasm rt/s, preemption on", value: best.on, unit: "rt/s" })
+  rows.push({ suite: SUITE, metric: "Wasm<->Wasm preemption on / off", value: best.on / best.off, unit: "ratio" })
+
+  // Latency and kill while a process spins (preemption on).
+  rows.push(...(yield* onPairKernel(true, (pair) =>
+    Effect.gen(function*() {
+      const out: Array<Row> = []
+      const spinnerBytes = yield* Effect.promise(buildSpinner)
+      const echoAt = address(`${pair.kernel.node}@${pair.echo}`)
+      /**
+       * Echo round trips started by a timer every 5 ms, as requests from outside arrive:
+       * latency from when the timer was due to the answer (so waiting for a slice counts).
+       */
+      const echoLatencies = (count: number) =>
+        Effect.gen(function*() {
+          const samples: Array<number> = []
+          for (let i = 0; i < count; i++) {
+            const due = performance.now() + 5
+            yield* Effect.sleep("5 millis")
+            const r = yield* pair.driver.sendAndAwaitEffect(echoAt, request({ body: text("x"), expectsResponse: 5n }))
+            if (!("message" in r)) return yield* Effect.die(new Error("the echo did not answer"))
+            samples.push(performance.now() - due)
+          }
+          return samples.sort((a, b) => a - b)
+        })
+      const idle = yield* echoLatencies(300)
+      const spin = (name: string) =>
+        Effect.gen(function*() {
+          const id = pid(`${name}:pair:bench`)
+          yield* pair.kernel.initialize({
+            id, handle: `/pair:bench/pkg/${name}.wasm`, witVersion: 1, onExit: { _tag: "None" }, public: false,
+            capabilities: [], bytes: spinnerBytes
+          })
+          yield* pair.kernel.run(id.toString())
+          yield* Effect.sleep("100 millis")
+          return id.toString()
+        })
+      const spinner = yield* spin("spinner")
+      const busy = yield* echoLatencies(300)
+      out.push({ suite: SUITE, metric: "echo latency p50, idle", value: percentile(idle, 50), unit: "ms" })
+      out.push({ suite: SUITE, metric: "echo latency p99, idle", value: percentile(idle, 99), unit: "ms" })
+      out.push({ suite: SUITE, metric: "echo latency p50, 1 process spinning", value: percentile(busy, 50), unit: "ms" })
+      out.push({ suite: SUITE, metric: "echo latency p99, 1 process spinning", value: percentile(busy, 99), unit: "ms" })
+      out.push({ suite: SUITE, metric: "echo latency max, 1 process spinning", value: busy[busy.length - 1]!, unit: "ms" })
+      /** From the command sent (at a timer) to its answer, which comes once the process is gone. */
+      const killCommand = (id: string) =>
+        pair.driver.sendAndAwaitEffect(address(`${pair.kernel.node}@kernel:distro:sys`), request({
+          body: new TextEncoder().encode(JSON.stringify({ KillProcess: id })),
+          expectsResponse: 5n
+        }))
+      yield* killCommand(spinner)
+      const gone: Array<number> = []
+      const answered: Array<number> = []
+      for (let i = 0; i < 20; i++) {
+        const id = yield* spin(`spinner${i}`)
+        const due = performance.now() + 5
+        yield* Effect.sleep("5 millis")
+        const command = yield* Effect.forkChild(killCommand(id))
+        while (pair.kernel.info(id) !== undefined) yield* Effect.yieldNow
+        gone.push(performance.now() - due)
+        yield* Fiber.join(command)
+        answered.push(performance.now() - due)
+      }
+      gone.sort((a, b) => a - b)
+      answered.sort((a, b) => a - b)
+      out.push({ suite: SUITE, metric: "KillProcess to gone p50, spinning", value: percentile(gone, 50), unit: "ms" })
+      out.push({ suite: SUITE, metric: "KillProcess to gone max, spinning", value: gone[gone.length - 1]!, unit: "ms" })
+      out.push({ suite: SUITE, metric: "KillProcess answered p50, spinning", value: percentile(answered, 50), unit: "ms" })
+      out.push({ suite: SUITE, metric: "KillProcess answered max, spinning", value: answered[answered.length - 1]!, unit: "ms" })
+      return out
+    }))))
+  return rows
+})
+
+/** `n` pings, five times on each kernel, alternated (off, on, off, on ...), both kernels up throughout. */
+const alternate = (n: number) =>
+  Effect.gen(function*() {
+    const rates = { on: [] as Array<number>, off: [] as Array<number> }
+    yield* onPairKernel(true, (a) =>
+      onPairKernel(false, (b) =>
+        Effect.gen(function*() {
+          for (let i = 0; i < 5; i++) {
+            rates.off.push(yield* b.pings(n))
+            rates.on.push(yield* a.pings(n))
+          }
+        })))
+    return rates
+  })
+
 /** `node dist/main.js --home <tmp> ...` until the prompt appears on stdout. */
 export const bootToPrompt = (home: string, flags: ReadonlyArray<string> = []): Promise<number> =>
   new Promise((resolve, reject) => {
@@ -215,6 +363,7 @@ export async function run(): Promise<Array<Row>> {
   const k = testKernel({})
   const layer = Packages.layer.pipe(Layer.provideMerge(StorageLive), Layer.provide(Lmdb.layer), Layer.provideMerge(k.layer))
   const rows = await Effect.runPromise(kernelFigures.pipe(Effect.provide(layer), Effect.scoped))
+  rows.push(...await Effect.runPromise(containmentFigures))
   if (fs.existsSync(path.join(repo, "dist", "main.js"))) {
     // A node is its name on a chain: boots register on a bench-owned anvil.
     const chain = await startTestChain()

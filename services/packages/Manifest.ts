@@ -100,7 +100,10 @@ export class ZipLimitExceeded extends Schema.TaggedError<ZipLimitExceeded>()("Zi
 export class ZipEntryRefused extends Schema.TaggedError<ZipEntryRefused>()("ZipEntryRefused", {
   package: Schema.String,
   entry: Schema.String,
-  /** `symlink`, `special file`, `duplicate name`, `compression method <n>`, `<dir> is a file`. */
+  /**
+   * `symlink`, `special file`, `duplicate name`, `compression method <n>`, `encrypted`,
+   * `<dir> is a file`, or data that differs from its header (size, CRC-32).
+   */
   reason: Schema.String
 }) {}
 

@@ -203,7 +203,7 @@ const make = Effect.gen(function*() {
   const validate = (pkg: string, zip: Uint8Array) =>
     Effect.gen(function*(): Effect.fn.Return<Plan, InstallError> {
       const [packageName, publisher] = pkg.split(":") as [string, string]
-      const files = yield* Effect.fromResult(readPackageZip(pkg, zip))
+      const files = yield* readPackageZip(pkg, zip)
       const text = (name: string) => (files[name] === undefined ? undefined : utf8.decode(files[name]))
 
       const manifestText = text("manifest.json")
@@ -247,7 +247,7 @@ const make = Effect.gen(function*() {
       }
 
       const api = files["api.zip"]
-      if (api !== undefined) yield* Effect.fromResult(readPackageZip(pkg, api, "api.zip/"))
+      if (api !== undefined) yield* readPackageZip(pkg, api, "api.zip/")
 
       const entries: Array<PlannedEntry> = []
       const names = new Set<string>()

@@ -201,3 +201,97 @@ export const writeTree = async (abs: string, entries: ReadonlyArray<readonly [st
     }
   }
 }
+
+/** Writes a new file (replacing one) from chunks `fill` hands to `write`, then syncs it. */
+export const writeChunks = async (
+  abs: string,
+  fill: (write: (chunk: Uint8Array) => Promise<void>) => Promise<void>
+): Promise<void> => {
+  await withFile(abs, O_WRONLY | O_CREAT | O_TRUNC, async (fh) => {
+    let at = 0
+    await fill(async (chunk) => {
+      await writeFully(fh, chunk, at)
+      at += chunk.byteLength
+    })
+    await fh.sync()
+  })
+}
+
+/** Size of a file, or 0 if there is none (a directory counts 0 too). */
+export const sizeOrZero = async (abs: string): Promise<number> => {
+  try {
+    const st = await fs.promises.lstat(abs)
+    return st.isFile() ? st.size : 0
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT" || (e as NodeJS.ErrnoException).code === "ENOTDIR") return 0
+    throw e
+  }
+}
+
+/** Bytes of the regular files below `abs` (or of `abs` itself), never following symlinks; 0 if absent. */
+export const treeSize = async (abs: string): Promise<number> => {
+  let st: fs.Stats
+  try {
+    st = await fs.promises.lstat(abs)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT" || (e as NodeJS.ErrnoException).code === "ENOTDIR") return 0
+    throw e
+  }
+  if (st.isFile()) return st.size
+  if (!st.isDirectory()) return 0
+  let total = 0
+  const dirs = [abs]
+  while (dirs.length > 0) {
+    const dir = dirs.pop()!
+    for (const d of await fs.promises.readdir(dir, { withFileTypes: true })) {
+      const p = path.join(dir, d.name)
+      if (d.isDirectory()) dirs.push(p)
+      else if (d.isFile()) total += (await fs.promises.lstat(p)).size
+    }
+  }
+  return total
+}
+
+/**
+ * Moves unpacked entries from `staging` into `abs` (names already checked; directories
+ * end in `/`): each file by one rename, replacing what was there; then syncs every
+ * directory that changed.
+ */
+export const moveTree = async (staging: string, abs: string, names: ReadonlyArray<string>): Promise<void> => {
+  await mkdirAll(abs)
+  const touched = new Set<string>()
+  for (const name of names) {
+    const target = path.join(abs, name)
+    if (name.endsWith("/")) {
+      await mkdirAll(target)
+      continue
+    }
+    await mkdirAll(path.dirname(target))
+    await fs.promises.rename(path.join(staging, name), target)
+    touched.add(path.dirname(target))
+  }
+  for (const dir of touched) await syncDir(dir)
+}
+
+/**
+ * Writes entries into a fresh directory `dir` (names already checked; directories end in
+ * `/`), each file from the chunks its `fill` hands over.
+ */
+export const unpackInto = async (
+  dir: string,
+  items: ReadonlyArray<{ readonly name: string; readonly fill: (write: (chunk: Uint8Array) => Promise<void>) => Promise<void> }>
+): Promise<void> => {
+  await fs.promises.mkdir(dir, { recursive: true })
+  for (const { name, fill } of items) {
+    const target = path.join(dir, name)
+    if (name.endsWith("/")) {
+      await fs.promises.mkdir(target, { recursive: true })
+    } else {
+      await fs.promises.mkdir(path.dirname(target), { recursive: true })
+      await writeChunks(target, fill)
+    }
+  }
+}
+
+/** `rm -rf`, ignoring a missing path. */
+export const removeQuietly = (abs: string): Promise<void> => fs.promises.rm(abs, { recursive: true, force: true })

@@ -11,9 +11,16 @@
  *
  * Requests from one process are served in arrival order (their cursors depend on it);
  * different processes' requests run concurrently.
+ *
+ * Each drive has a disk quota (`VfsLimits`: a default and overrides per drive): a
+ * request that would grow a drive past it fails with `IOError` "Disk quota exceeded".
+ * What a drive holds is counted once (a walk of its files) and then kept up to date.
+ * `AddZip` unpacks off the event loop (`Zip.ts`: zlib on the thread pool, chunk by
+ * chunk) into a staging directory, checking every entry against its declared size and
+ * CRC-32, and moves the result into place only when all of it is good: a zip that
+ * lies, is cut short or would pass the quota leaves nothing behind.
  */
-import { Context, Effect, Layer } from "effect"
-import { unzipSync } from "fflate"
+import { Context, Effect, Layer, Result } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Home } from "../../src/Home.ts"
@@ -28,12 +35,36 @@ import { findSymlink, isProblem, resolve } from "./Paths.ts"
 import type { VfsPath } from "./Paths.ts"
 import { driveCap, ROOT_CAP, VfsFailure, VfsRequest } from "./Protocol.ts"
 import type { SeekFrom, VfsAction, VfsErrorBody, VfsResponse } from "./Protocol.ts"
+import * as Zip from "./Zip.ts"
 
 /** Cursors remembered for files (Kinode keeps them for every file it ever opened). */
 export const MAX_CURSORS = 4096
 /** Bytes an `AddZip` may unpack to (zip bombs). */
 export const MAX_UNZIPPED_BYTES = 1 << 30
 const MAX_IN_FLIGHT = 4096
+
+export interface VfsLimitSettings {
+  /** Bytes of files one drive may hold. */
+  readonly driveQuotaBytes: number
+  /** Quotas of particular drives (`/<package>:<publisher>/<drive>`), instead of the default. */
+  readonly driveQuotas: Readonly<Record<string, number>>
+  /** Bytes one `AddZip` may unpack to. */
+  readonly maxUnzippedBytes: number
+  /** Entries one `AddZip` may hold. */
+  readonly maxZipEntries: number
+}
+
+export const DEFAULT_VFS_LIMITS: VfsLimitSettings = {
+  driveQuotaBytes: 4 * 1024 * 1024 * 1024,
+  driveQuotas: {},
+  maxUnzippedBytes: MAX_UNZIPPED_BYTES,
+  maxZipEntries: 65_536
+}
+
+/** The vfs's limits; the defaults apply unless a layer provides others (`Vfs.limits`). */
+export const VfsLimits = Context.Reference<VfsLimitSettings>("services/vfs/VfsLimits", {
+  defaultValue: () => DEFAULT_VFS_LIMITS
+})
 
 const fail = (error: VfsErrorBody) => Effect.fail(new VfsFailure({ error }))
 const ok = (r: VfsResponse, blob?: LazyLoadBlob): Reply => ({ body: Json.toBytes(r), blob })
@@ -51,6 +82,7 @@ const ioText: Record<string, string> = {
   ENOSPC: "No space left on device (os error 28)",
   EINVAL: "Invalid argument (os error 22)",
   EFBIG: "File too large (os error 27)",
+  EDQUOT: "Disk quota exceeded (os error 122)",
   UNEXPECTED_EOF: "failed to fill whole buffer",
   INVALID_UTF8: "stream did not contain valid UTF-8"
 }
@@ -83,8 +115,43 @@ export class Vfs extends Context.Service<Vfs, {
         fs.mkdirSync(dir, { recursive: true })
         return fs.realpathSync(dir)
       })
+      const limits = yield* VfsLimits
+      // Unpacked zips wait here until all of them is good; left-overs of a crash go at boot.
+      const stagingRoot = path.join(home.path, "vfs-staging")
+      yield* Effect.promise(() => Disk.removeQuietly(stagingRoot))
+      let staged = 0
       const our = new Address({ node: host.node, process: pid("vfs:distro:sys") }, { disableChecks: true })
       const cursors = new Map<string, number>()
+
+      // ---- quotas: bytes per drive, counted once then kept up to date ----------------
+      const usage = new Map<string, number>()
+      const quotaOf = (drive: string) => limits.driveQuotas[drive] ?? limits.driveQuotaBytes
+      const driveDir = (p: VfsPath) => path.join(root, p.segments[0]!, p.segments[1]!)
+      /** Counts `delta` bytes more on the drive (less, when negative) if it was counted. */
+      const adjust = (drive: string, delta: number) => {
+        const used = usage.get(drive)
+        if (used !== undefined) usage.set(drive, Math.max(0, used + delta))
+      }
+      /** Takes `delta` more bytes on `p`'s drive, or fails past its quota; `release` gives them back. */
+      const reserve = Effect.fnUntraced(function*(p: VfsPath, delta: number) {
+        const drive = p.drive!
+        if (delta <= 0) return
+        if (!usage.has(drive)) {
+          const walked = yield* io(() => Disk.treeSize(driveDir(p)))
+          if (!usage.has(drive)) usage.set(drive, walked)
+        }
+        const used = usage.get(drive)!
+        if (used + delta > quotaOf(drive)) return yield* fail({ IOError: ioText.EDQUOT! })
+        usage.set(drive, used + delta)
+      })
+      /** Runs `write` with `delta` bytes reserved on the drive, given back if it fails. */
+      const growing = <A>(p: VfsPath, delta: number, write: Effect.Effect<A, VfsFailure>) =>
+        Effect.andThen(
+          reserve(p, delta),
+          Effect.onError(write, () => Effect.sync(() => adjust(p.drive!, -Math.max(0, delta))))
+        )
+      /** The size of the file at `abs` now (0 if none): what a write replaces. */
+      const sizeNow = (abs: string) => io(() => Disk.sizeOrZero(abs))
 
       const cursorOf = (abs: string) => cursors.get(abs) ?? 0
       const setCursor = (abs: string, at: number) => {
@@ -135,21 +202,13 @@ export class Vfs extends Context.Service<Vfs, {
       })
 
       const addZip = Effect.fnUntraced(function*(p: VfsPath, raw: string, bytes: Uint8Array) {
+        const listed = Zip.readEntries(bytes, limits.maxZipEntries)
+        if (Result.isFailure(listed)) return yield* fail("UnzipError")
         let total = 0
-        let unzipped: Record<string, Uint8Array>
-        try {
-          unzipped = unzipSync(bytes, {
-            filter: (f) => {
-              total += f.originalSize
-              if (total > MAX_UNZIPPED_BYTES) throw new Error("zip too large")
-              return true
-            }
-          })
-        } catch {
-          return yield* fail("UnzipError")
-        }
-        const entries: Array<readonly [string, Uint8Array]> = []
-        for (const [name, data] of Object.entries(unzipped)) {
+        const seen = new Set<string>()
+        const items: Array<{ readonly name: string; readonly entry: Zip.ZipEntry; readonly abs: string }> = []
+        for (const entry of listed.success) {
+          const name = entry.name
           // zip-slip: every entry must stay below the target, as a plain relative name.
           const sub = resolve(root, `${raw}/${name}`)
           if (
@@ -158,10 +217,41 @@ export class Vfs extends Context.Service<Vfs, {
           ) {
             return yield* fail("UnzipError")
           }
+          // Files and directories only; nothing encrypted or oddly compressed; no name twice.
+          const type = entry.unixType
+          if (type !== undefined && type !== 0 && type !== Zip.S_IFREG && type !== Zip.S_IFDIR) return yield* fail("UnzipError")
+          if ((entry.method !== 0 && entry.method !== 8) || entry.encrypted) return yield* fail("UnzipError")
+          const rel = path.relative(p.abs, sub.abs) + (name.endsWith("/") ? "/" : "")
+          if (seen.has(rel)) return yield* fail("UnzipError")
+          seen.add(rel)
+          if (!name.endsWith("/")) total += entry.size
+          if (total > limits.maxUnzippedBytes) return yield* fail("UnzipError")
           if ((yield* io(() => findSymlink(root, sub))) !== undefined) return yield* fail("UnzipError")
-          entries.push([path.relative(p.abs, sub.abs) + (name.endsWith("/") ? "/" : ""), data])
+          items.push({ name: rel, entry, abs: sub.abs })
         }
-        yield* io(() => Disk.writeTree(p.abs, entries))
+        // The declared sizes are what will be written (a lying entry fails): reserve them first.
+        yield* reserve(p, total)
+        const release = Effect.sync(() => adjust(p.drive!, -total))
+        const staging = path.join(stagingRoot, String(++staged))
+        const unpacked = Effect.tryPromise({
+          try: () =>
+            Disk.unpackInto(
+              staging,
+              items.map(({ name, entry }) => ({ name, fill: (write) => Zip.inflateEntry(bytes, entry, write) }))
+            ),
+          catch: (cause) => cause instanceof Zip.ZipDataError ? new VfsFailure({ error: "UnzipError" }) : ioError(cause)
+        })
+        const replaced = yield* Effect.gen(function*() {
+          yield* unpacked
+          let old = 0
+          for (const { name, abs } of items) if (!name.endsWith("/")) old += yield* sizeNow(abs)
+          yield* io(() => Disk.moveTree(staging, p.abs, items.map((i) => i.name)))
+          return old
+        }).pipe(
+          Effect.onError(() => release),
+          Effect.ensuring(Effect.promise(() => Disk.removeQuietly(staging)))
+        )
+        adjust(p.drive!, -replaced)
         return ok("Ok")
       })
 
@@ -211,27 +301,33 @@ export class Vfs extends Context.Service<Vfs, {
             case "CreateDirAll":
               yield* io(() => Disk.mkdirAll(abs))
               return ok("Ok")
-            case "CreateFile":
+            case "CreateFile": {
+              const old = yield* sizeNow(abs)
               yield* io(() => Disk.writeWhole(abs, new Uint8Array(0)))
+              adjust(p.drive!, -old)
               setCursor(abs, 0)
               return ok("Ok")
+            }
             case "CloseFile":
               cursors.delete(abs)
               return ok("Ok")
             case "Write": {
               const bytes = yield* needBlob(blob)
-              yield* io(() => Disk.writeWhole(abs, bytes))
+              const delta = bytes.byteLength - (yield* sizeNow(abs))
+              yield* growing(p, delta, io(() => Disk.writeWhole(abs, bytes)))
+              if (delta < 0) adjust(p.drive!, delta)
               return ok("Ok")
             }
             case "WriteAll": {
               const bytes = yield* needBlob(blob)
-              const at = yield* io(() => Disk.writeAt(abs, bytes, cursorOf(abs)))
+              const delta = Math.max(0, cursorOf(abs) + bytes.byteLength - (yield* sizeNow(abs)))
+              const at = yield* growing(p, delta, io(() => Disk.writeAt(abs, bytes, cursorOf(abs))))
               setCursor(abs, at)
               return ok("Ok")
             }
             case "Append": {
               const bytes = yield* needBlob(blob)
-              const end = yield* io(() => Disk.append(abs, bytes))
+              const end = yield* growing(p, bytes.byteLength, io(() => Disk.append(abs, bytes)))
               setCursor(abs, end)
               return ok("Ok")
             }
@@ -266,15 +362,19 @@ export class Vfs extends Context.Service<Vfs, {
                 }))
               })
             }
-            case "RemoveFile":
+            case "RemoveFile": {
+              const old = yield* sizeNow(abs)
               yield* io(() => Disk.removeFile(abs))
+              adjust(p.drive!, -old)
               cursors.delete(abs)
               return ok("Ok")
+            }
             case "RemoveDir":
               yield* io(() => Disk.removeDir(abs))
               return ok("Ok")
             case "RemoveDirAll":
-              yield* io(() => Disk.removeDirAll(abs))
+              // What goes is counted again at the next write that grows the drive.
+              yield* io(() => Disk.removeDirAll(abs)).pipe(Effect.ensuring(Effect.sync(() => usage.delete(p.drive!))))
               for (const k of cursors.keys()) if (k.startsWith(abs + path.sep)) cursors.delete(k)
               return ok("Ok")
             case "Metadata": {
@@ -306,7 +406,9 @@ export class Vfs extends Context.Service<Vfs, {
         if ("Seek" in action) return yield* seek(abs, action.Seek)
         if ("SetLen" in action) {
           if (action.SetLen > BigInt(Number.MAX_SAFE_INTEGER)) return yield* fail({ IOError: ioText.EFBIG! })
-          yield* io(() => Disk.setLen(abs, Number(action.SetLen)))
+          const delta = Number(action.SetLen) - (yield* sizeNow(abs))
+          yield* growing(p, delta, io(() => Disk.setLen(abs, Number(action.SetLen))))
+          if (delta < 0) adjust(p.drive!, delta)
           return ok("Ok")
         }
         // Rename / CopyFile: `new_path` is relative to the vfs root.
@@ -320,12 +422,24 @@ export class Vfs extends Context.Service<Vfs, {
           if (!ok1 || !ok2) return yield* fail("NoWriteCap")
         }
         if (isRename) {
-          yield* io(() => Disk.rename(abs, target.abs))
+          if (target.drive === p.drive) {
+            const old = yield* sizeNow(target.abs)
+            yield* io(() => Disk.rename(abs, target.abs))
+            adjust(p.drive!, -old)
+          } else {
+            // Bytes move from one drive to the other; both are counted again afterwards.
+            const moved = yield* io(() => Disk.treeSize(abs))
+            yield* growing(target, moved, io(() => Disk.rename(abs, target.abs)))
+            usage.delete(p.drive!)
+            usage.delete(target.drive)
+          }
           const at = cursors.get(abs)
           cursors.delete(abs)
           if (at !== undefined) setCursor(target.abs, at)
         } else {
-          yield* io(() => Disk.copy(abs, target.abs))
+          const delta = (yield* sizeNow(abs)) - (yield* sizeNow(target.abs))
+          yield* growing(target, delta, io(() => Disk.copy(abs, target.abs)))
+          if (delta < 0) adjust(target.drive, delta)
         }
         return ok("Ok")
       })
@@ -344,4 +458,8 @@ export class Vfs extends Context.Service<Vfs, {
     ServiceShell.serveLayer("vfs:distro:sys", { _tag: "lanes", maxInFlight: MAX_IN_FLIGHT }, vfs.handle)))
 
   static readonly layer = Vfs.serve.pipe(Layer.provide(Vfs.layerNoDeps))
+
+  /** Limits other than the defaults (drive quotas, what one AddZip may unpack). */
+  static readonly limits = (settings: Partial<VfsLimitSettings>) =>
+    Layer.succeed(VfsLimits, { ...DEFAULT_VFS_LIMITS, ...settings })
 }

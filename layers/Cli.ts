@@ -11,12 +11,12 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
-import * as path from "node:path"
 import { parseArgs } from "node:util"
 import type { Hex } from "viem"
 import { Kernel } from "../src/Kernel.ts"
 import { Printout } from "../src/Printout.ts"
 import { BASE_CHAIN_ID, type ChainExit, ChainUnavailable, embeddedOptions, fundOnAnvil, KIMAP_ADDRESS, makeRegistry, startAnvil } from "../services/chain/index.ts"
+import { describeHomeFailure, homeExitCode, openHome } from "../services/home/index.ts"
 import { ChainIdentity, describeLoginFailure, login, publicKeyHex } from "../services/identity/index.ts"
 import { KnsIndexer } from "../services/kns-indexer/index.ts"
 import type { ListenFailed } from "../services/net/index.ts"
@@ -36,6 +36,7 @@ const USAGE = `usage: node dist/main.js --home <dir> [options]
   --wallet-key <0x..>     with --rpc: the wallet that pays for and owns the registration
   --chain-port <n>        the embedded chain's port (default 8545; started or joined)
   --reset                 write this node's key to its name on chain even if the chain holds another
+  --new-process-map       a home with data (keyfile, files) but no process map: start an empty one
   --max-peers <n>         peers kept connected; more evict the least recently active (default 32)
   --idle-timeout <s>      close a peer's connection after this many silent seconds (default 1800; 0 never)
   --dial-timeout <s>      connect and handshake budget per dial (default 5)
@@ -47,7 +48,9 @@ const USAGE = `usage: node dist/main.js --home <dir> [options]
   -h, --help              this text
 
 exit codes: 0 ok, 2 bad or missing input, 3 wrong password, 4 identity conflict, 5 chain unreachable,
-            6 network port unavailable, 1 other`
+            6 network port unavailable, 7 home in use by another node (its pid is named),
+            8 home cannot be created, written or read, 9 home damaged (process map cut short or
+            overwritten, or data without a process map), 1 other`
 
 export interface Flags {
   readonly home: string
@@ -60,6 +63,7 @@ export interface Flags {
   readonly walletKey: Hex | undefined
   readonly chainPort: number
   readonly reset: boolean
+  readonly newProcessMap: boolean
   readonly verbosity: number
   readonly detached: boolean
   readonly offline: boolean
@@ -94,6 +98,7 @@ export const parseFlags = (argv: ReadonlyArray<string>): Flags | string => {
         "wallet-key": { type: "string" },
         "chain-port": { type: "string" },
         reset: { type: "boolean" },
+        "new-process-map": { type: "boolean" },
         verbosity: { type: "string", short: "v" },
         detached: { type: "boolean" },
         offline: { type: "boolean" },
@@ -148,6 +153,7 @@ export const parseFlags = (argv: ReadonlyArray<string>): Flags | string => {
     walletKey: walletKey as Hex | undefined,
     chainPort: chainPort ?? 8545,
     reset: v.reset === true,
+    newProcessMap: v["new-process-map"] === true,
     verbosity,
     detached: v.detached === true,
     offline: v.offline === true,
@@ -198,7 +204,7 @@ const exitCodeOf = (e: unknown): number => {
     case "ListenFailed":
       return 6
     default:
-      return 1
+      return homeExitCode(e) ?? 1
   }
 }
 
@@ -236,6 +242,8 @@ type Phases = ReturnType<typeof makePhases>
 
 /** The one line for a failed boot: login's reasons, and the network's. */
 const describeFailure = (e: unknown): string => {
+  const home = describeHomeFailure(e)
+  if (home !== undefined) return home
   if ((e as { _tag?: string })._tag === "ListenFailed") {
     const f = e as ListenFailed
     return `net: cannot listen on ${f.addresses.join(", ")}, the address registered for this node (${f.reason}): ` +
@@ -283,8 +291,14 @@ export const main = (argv: ReadonlyArray<string>) => {
   const phases = makePhases()
   phases.mark("start")
   const program = Effect.gen(function*() {
-    const home = path.resolve(flags.home)
-    yield* Effect.sync(() => fs.mkdirSync(home, { recursive: true }))
+    // Before anything touches the home: created and writable, locked to this node, its
+    // process map checked before LMDB maps it (services/home).
+    const opened = yield* openHome(flags.home, { newProcessMap: flags.newProcessMap })
+    const home = opened.path
+    if (opened.tookOverFrom !== undefined) {
+      say(`home ${home}: took over the lock of node pid ${opened.tookOverFrom}, which is gone (it did not shut down cleanly)`)
+    }
+    if (opened.state === "NewProcessMap") say(`home ${home}: started an empty process map beside ${opened.found.join(", ")} (kept)`)
     const chain = yield* Effect.result(connectChain(flags))
     phases.mark("chain")
     const registry = chain._tag === "Success" ? chain.success.registry : chain.failure

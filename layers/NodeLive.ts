@@ -3,11 +3,11 @@
  * modules, the net seam, packages, the terminal. `layers/Cli.ts` runs it.
  */
 import { Effect, Layer } from "effect"
-import * as fs from "node:fs"
 import { Home } from "../src/Home.ts"
 import { KernelConfig } from "../src/Kernel.ts"
 import type { Identity } from "../src/Identity.ts"
 import type { ModuleHost } from "../src/ModuleHost.ts"
+import { prepareHomeDir } from "../services/home/index.ts"
 import { KernelStoreLmdb } from "../services/kernel-store/KernelStoreLmdb.ts"
 import { Lmdb } from "../services/lmdb/Lmdb.ts"
 import { NetLibp2p, NetModule, NetOfflineModule, NetOfflinePort, type NetOptions } from "../services/net/index.ts"
@@ -31,11 +31,8 @@ export interface NodeOptions {
   readonly safeMode?: boolean | undefined
 }
 
-export const HomeDir = (dir: string) =>
-  Layer.effect(Home, Effect.sync(() => {
-    fs.mkdirSync(dir, { recursive: true })
-    return { path: fs.realpathSync(dir) }
-  }))
+/** The home, created if missing (never by `mkdir -p`, which can spin: services/home). */
+export const HomeDir = (dir: string) => Layer.effect(Home, Effect.map(prepareHomeDir(dir), (path) => ({ path })))
 
 export const NodeLive = (options: NodeOptions) => {
   const net = options.net === undefined

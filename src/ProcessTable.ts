@@ -550,8 +550,19 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
         }
         return
       }
+      // A home from before the spawn limits (a spawn bomb's) starts no more of a package than they allow.
+      const perPackageStarted = new Map<string, number>()
+      const notStarted = new Map<string, number>()
       for (const id of started) {
         const live = processes.get(id)!
+        const pkg = packageOf(live.pid)
+        const nth = (perPackageStarted.get(pkg) ?? 0) + 1
+        perPackageStarted.set(pkg, nth)
+        if (nth > deps.spawnLimits.processesPerPackage) {
+          live.status = "paused"
+          notStarted.set(pkg, (notStarted.get(pkg) ?? 0) + 1)
+          continue
+        }
         if (live.record.onExit._tag === "Requests") {
           // Kinode re-fires persisted on-exit requests at boot, to targets it may message.
           for (const { target, request, blob } of live.record.onExit.requests) {
@@ -560,6 +571,9 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
           }
         }
         yield* Effect.ignore(run(id))
+      }
+      for (const [pkg, n] of notStarted) {
+        print(0, "kernel", `package ${pkg} has more stored processes than its limit of ${deps.spawnLimits.processesPerPackage}: ${n} not started (status paused)`)
       }
     })
 

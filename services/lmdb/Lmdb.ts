@@ -10,6 +10,7 @@ import { Context, Effect, Layer, Schema } from "effect"
 import * as lmdb from "lmdb"
 import * as path from "node:path"
 import { Home } from "../../src/Home.ts"
+import { checkLmdbFile } from "./LmdbCheck.ts"
 
 export class LmdbError extends Schema.TaggedError<LmdbError>()("LmdbError", {
   action: Schema.String,
@@ -23,11 +24,16 @@ export class Lmdb extends Context.Service<Lmdb, {
   /** A named sub-database; `encoding: "binary"` stores Uint8Arrays as they are. */
   readonly open: <V>(name: string, encoding: "msgpack" | "binary" | "string") => Database<V>
 }>()("services/lmdb/Lmdb") {
-  /** Opens `<dir>` as the environment; closed (after pending writes flush) when the scope ends. */
+  /**
+   * Opens `<dir>` as the environment; closed (after pending writes flush) when the scope
+   * ends. A damaged `data.mdb` (cut short, header overwritten) is refused with
+   * `LmdbDamaged` before LMDB maps it: mapped, it would crash the process (SIGBUS/SIGSEGV).
+   */
   static readonly at = (dir: string) =>
     Layer.effect(
       Lmdb,
       Effect.gen(function*() {
+        yield* checkLmdbFile(path.join(dir, "data.mdb"))
         const root = yield* Effect.acquireRelease(
           Effect.try({
             try: () => lmdb.open({ path: dir, maxDbs: 1024, mapSize: 2 ** 34, compression: false }),

@@ -257,6 +257,29 @@ describe("crash loops and safe boot", () => {
       fs.rmSync(home, { recursive: true, force: true })
     }))
 
+  it.effect("a home holding more processes of a package than its limit (a spawn bomb's, from before the limits) boots the limit's worth", () =>
+    Effect.gen(function*() {
+      const home = fs.mkdtempSync(path.join(os.tmpdir(), "kinode-ts-bombhome-"))
+      yield* Effect.scoped(Effect.provide(Effect.gen(function*() {
+        const k = yield* Kernel
+        for (let i = 0; i < 6; i++) {
+          yield* k.initialize({ id: pidOf(`b${i}:bomb:sys`), handle: "native:echo", witVersion: null, onExit: { _tag: "Restart" }, public: true, capabilities: [], bytes: undefined })
+        }
+        yield* k.initialize({ id: pidOf("keep:test:sys"), handle: "native:echo", witVersion: null, onExit: { _tag: "Restart" }, public: true, capabilities: [], bytes: undefined })
+      }), Layer.fresh(testKernel({ home, programs }).layer)))
+      const { layer, lines } = testKernel({ home, programs, kernel: { spawn: { childrenPerProcess: 128, processesPerPackage: 4, perSecond: 64, burst: 128 } } })
+      yield* Effect.scoped(Effect.provide(Effect.gen(function*() {
+        const k = yield* Kernel
+        yield* k.boot
+        yield* settle
+        const statuses = k.processes().filter((p) => p.id.endsWith(":bomb:sys")).map((p) => p.status).sort()
+        assert.deepStrictEqual(statuses, ["paused", "paused", "running", "running", "running", "running"])
+        assert.strictEqual(k.info("keep:test:sys")?.status, "running")
+        assert.isTrue(lines.some((l) => l.level === 0 && l.text.includes("package bomb:sys has more stored processes than its limit of 4: 2 not started")))
+      }), Layer.fresh(layer)))
+      fs.rmSync(home, { recursive: true, force: true })
+    }))
+
   it.effect("safe mode boots with userspace paused: listed, killable, startable one by one", () =>
     Effect.gen(function*() {
       const home = fs.mkdtempSync(path.join(os.tmpdir(), "kinode-ts-safe-"))

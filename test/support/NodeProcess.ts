@@ -27,9 +27,19 @@ const withOwnPort = (args: ReadonlyArray<string>): ReadonlyArray<string> =>
     ? [...args, "--tcp-port", String(nextPort++)]
     : args
 
-export const runNode = (args: ReadonlyArray<string>, options: { readonly node?: string; readonly env?: Record<string, string> } = {}): Running => {
+export interface RunOptions {
+  readonly node?: string
+  readonly env?: Record<string, string>
+  /** Run as this user and group (e.g. nobody, to meet file permissions as a user does). */
+  readonly uid?: number
+  readonly gid?: number
+}
+
+export const runNode = (args: ReadonlyArray<string>, options: RunOptions = {}): Running => {
   const child = spawn(options.node ?? "node", [mainJs, ...withOwnPort(args)], {
     cwd: root,
+    ...(options.uid === undefined ? {} : { uid: options.uid }),
+    ...(options.gid === undefined ? {} : { gid: options.gid }),
     env: { ...process.env, ...options.env, PATH: `${path.join(root, "node_modules/.bin")}:${process.env["PATH"]}` }
   })
   let out = ""

@@ -1,8 +1,9 @@
 /**
  * Containment of Wasm processes (issue #11), through the real kernel: a process whose
  * `init` is `loop br 0` is preempted every slice, so an echo keeps answering; it can
- * be killed (also by the `KillProcess` command) and then never runs again; a home
- * holding it with on-exit `Restart` boots to a usable kernel; a guest spinning where
+ * be killed (also by the `KillProcess` command) and then never runs again; the node
+ * shuts down while it spins, and a home holding it with on-exit `Restart` boots to a
+ * usable kernel; a guest spinning where
  * it cannot be suspended (inside jco's synchronous `cabi_realloc`) is stopped, its
  * exception handlers notwithstanding; linear memory stops growing at its cap.
  */
@@ -109,13 +110,18 @@ describe("preemption", () => {
     Effect.gen(function*() {
       const home = fs.mkdtempSync(path.join(os.tmpdir(), "kinode-ts-spin-home-"))
       const id = `spinner:${PKG}`
+      let stopping = 0
       yield* onNode((lines) =>
         Effect.gen(function*() {
           const bytes = yield* once("spinner", buildSpinner)
           yield* putFile(`/${PKG}/pkg/spinner.wasm`, bytes)
           yield* startWasm(id, { bytes, onExit: { _tag: "Restart" } })
           yield* waitFor(() => printed(lines, id, "spinning"), "the spinner started")
+          stopping = performance.now()
         }), home)
+      // the node shuts down while the spinner spins
+      const shutdown = performance.now() - stopping
+      assert.isBelow(shutdown, 2000, `shutdown took ${shutdown.toFixed(0)} ms`)
       // the second boot starts the spinner again from its drive, and still serves
       yield* onNode((lines) =>
         Effect.gen(function*() {

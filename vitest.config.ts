@@ -10,6 +10,6 @@ export default defineConfig({
     pool: "forks",
     // Instrumented core modules, shared by every test home (and node processes the CLI
     // tests start): an app's 12 MB module is instrumented once, not per boot.
-    env: { KINODE_TS_METERED_CACHE: path.join(os.tmpdir(), "kinode-ts-test-metered") }
+    env: { KINODE_TS_METERED_CACHE: process.env["KINODE_TS_METERED_CACHE"] ?? path.join(os.tmpdir(), "kinode-ts-test-metered") }
   }
 })

@@ -4,7 +4,8 @@
  * `<home>/vfs/<handle>`, transpiled once per content hash into `<home>/.cache/wasm`.
  * Each Wasm process's only filesystem is its package's `tmp` drive.
  *
- * Core modules instrumented for preemption are kept under `<home>/.cache/wasm/metered`,
+ * Core modules are instrumented for preemption in a worker thread (`MeteringWorker.ts`)
+ * and kept under `<home>/.cache/wasm/metered`,
  * or in the directory `KINODE_TS_METERED_CACHE` names (content-addressed, so homes may
  * share one: the tests do, so a 12 MB app is instrumented once, not at every boot).
  */
@@ -20,6 +21,7 @@ import { ComponentCache } from "../../src/wasm-host/ComponentCache.ts"
 import { ComponentLoadError } from "../../src/wasm-host/WasmErrors.ts"
 import { type KnownComponent, loadWasmProgram } from "../../src/wasm-host/WasmProgram.ts"
 import { makeFileDigests } from "./FileDigests.ts"
+import { meterInWorker } from "./MeteringWorker.ts"
 
 const packageDir = (id: string) => {
   const [, pkg, publisher] = id.split(":")
@@ -128,6 +130,7 @@ export const ProgramLoaderFs = Layer.effect(ProgramLoader, make).pipe(
     return ComponentCache.layer({
       cacheDir: path.join(home.path, ".cache", "wasm"),
       preemption,
+      meter: yield* meterInWorker,
       ...(shared === undefined || shared === "" ? {} : { meteredDir: shared })
     })
   }))),

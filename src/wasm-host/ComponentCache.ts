@@ -165,6 +165,11 @@ export interface ComponentCacheOptions {
   readonly meteredDir?: string
   /** Linear-memory cap of each process, in bytes (default 256 MiB). */
   readonly memoryCap?: number
+  /**
+   * Instruments one core module (`meterCoreModule`'s result); default: binaryen on this
+   * thread. A node passes a worker's, so seconds of binaryen do not stall its loop.
+   */
+  readonly meter?: (bytes: Uint8Array) => Promise<Uint8Array>
 }
 
 export class ComponentCache extends Context.Service<ComponentCache, {
@@ -267,11 +272,15 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
     if (yield* fs.exists(file).pipe(Effect.orElseSucceed(() => false))) {
       return yield* fs.readFile(file).pipe(Effect.mapError(io(hash)))
     }
-    const binaryen = yield* Effect.promise(loadBinaryen)
-    const { binary } = yield* Effect.try({
-      try: () => meterCoreModule(binaryen, raw),
-      catch: (cause) => new ComponentLoadError({ hash, reason: "MeteringFailed", detail: `${name}: ${errorText(cause)}` })
-    })
+    const refused = (cause: unknown) =>
+      new ComponentLoadError({ hash, reason: "MeteringFailed", detail: `${name}: ${errorText(cause)}` })
+    const meter = options.meter
+    const binary = meter !== undefined
+      ? yield* Effect.tryPromise({ try: () => meter(raw), catch: refused })
+      : yield* Effect.flatMap(
+        Effect.promise(loadBinaryen),
+        (binaryen) => Effect.try({ try: () => meterCoreModule(binaryen, raw).binary, catch: refused })
+      )
     const tmp = `${file}.tmp-${crypto.randomUUID()}`
     yield* fs.makeDirectory(meteredDir, { recursive: true }).pipe(Effect.mapError(io(hash)))
     yield* fs.writeFile(tmp, binary).pipe(Effect.mapError(io(hash)))

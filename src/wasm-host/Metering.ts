@@ -198,7 +198,8 @@ export const meterCoreModule = (B: Binaryen, bytes: Uint8Array): { readonly bina
   try {
     mod = (B.readBinary as (data: Uint8Array, features?: number) => ReturnType<Binaryen["readBinary"]>)(bytes, features)
   } catch (e) {
-    throw new MeteringRefused(`binaryen cannot read the module: ${e instanceof Error ? e.message : String(e)}`)
+    const why = e instanceof Error ? e.message : typeof e === "object" && e !== null && "message" in e ? String(e.message) : String(e)
+    throw new MeteringRefused(`binaryen cannot read the module: ${why}`)
   }
   try {
     mod.setFeatures(features)

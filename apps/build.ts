@@ -12,6 +12,10 @@
  * A build costs ~20 s and ~12 MB per app, so it is skipped when the hash of the
  * sources, the SDK, the WIT, the package files and the toolchain version is the one
  * recorded in `pkg/.build-hash`.
+ *
+ * Each app's core modules are also instrumented for preemption here (as the node's
+ * component cache would, ~10 s per app) into `apps/dist/metered/`, which nodes read, so
+ * a first boot does not pay it; `pkg/.metered` records for which build and version.
  */
 import { componentize } from "@bytecodealliance/componentize-js"
 import { zipSync } from "fflate"
@@ -20,12 +24,16 @@ import * as fs from "node:fs"
 import { stripTypeScriptTypes } from "node:module"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { TRANSPILE_OPTIONS } from "../src/wasm-host/ComponentCache.ts"
+import { loadBinaryen, METERING_VERSION, meterCoreModule } from "../src/wasm-host/Metering.ts"
 
 const appsDir = path.dirname(fileURLToPath(import.meta.url))
 const repo = path.dirname(appsDir)
 const witFile = path.join(repo, "wit", "kinode-process-1.0.0", "process.wit")
 const distDir = path.join(appsDir, "dist")
 const HASH_FILE = ".build-hash"
+const METERED_MARK = ".metered"
+const meteredDir = path.join(distDir, "metered")
 
 /** Bumped when this script's output format changes, so old caches are not trusted. */
 const BUILD_FORMAT = "1"
@@ -103,6 +111,22 @@ const stage = (app: string): string => {
   return entry
 }
 
+/** Writes the instrumented core modules of `component` to `apps/dist/metered/` (by content, as the node keys them). */
+const premeter = async (component: Uint8Array): Promise<void> => {
+  const { transpileBytes } = await import("@bytecodealliance/jco-transpile")
+  const out = await transpileBytes(component, TRANSPILE_OPTIONS)
+  const binaryen = await loadBinaryen()
+  fs.mkdirSync(meteredDir, { recursive: true })
+  for (const [name, content] of Object.entries(out.files)) {
+    if (!name.endsWith(".wasm")) continue
+    const file = path.join(meteredDir, `${createHash("sha256").update(content).digest("hex")}-${METERING_VERSION}.wasm`)
+    if (fs.existsSync(file)) continue
+    const tmp = `${file}.tmp-${process.pid}`
+    fs.writeFileSync(tmp, meterCoreModule(binaryen, content).binary)
+    fs.renameSync(tmp, file)
+  }
+}
+
 export interface BuildResult {
   readonly app: string
   readonly zip: string
@@ -141,6 +165,12 @@ export const buildApp = async (app: string, force = false): Promise<BuildResult>
     // Fixed mtime: the same sources give the same zip bytes (the node re-installs on a zip hash change).
     fs.writeFileSync(zip, zipSync(files, { level: 6, mtime: new Date("2024-01-01T00:00:00Z") }))
     fs.writeFileSync(hashPath, `${hash}\n`)
+  }
+  const markPath = path.join(pkgDir, METERED_MARK)
+  const mark = `${hash} ${METERING_VERSION}`
+  if (!(fs.existsSync(markPath) && fs.readFileSync(markPath, "utf8").trim() === mark)) {
+    await premeter(new Uint8Array(fs.readFileSync(wasmPath)))
+    fs.writeFileSync(markPath, `${mark}\n`)
   }
   return { app, zip, built: !cached, ms: Math.round(performance.now() - started), wasmBytes: fs.statSync(wasmPath).size }
 }

@@ -6,13 +6,15 @@
  *
  * Core modules are instrumented for preemption in a worker thread (`MeteringWorker.ts`)
  * and kept under `<home>/.cache/wasm/metered`,
- * or in the directory `KINODE_TS_METERED_CACHE` names (content-addressed, so homes may
+ * (the bundled apps' come instrumented in `apps/dist/metered`), or in the directory
+ * `KINODE_TS_METERED_CACHE` names (content-addressed, so homes may
  * share one: the tests do, so a 12 MB app is instrumented once, not at every boot).
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Context, Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import { Home } from "../../src/Home.ts"
 import type { NativeProgram } from "../../src/ProcessApi.ts"
 import { ProcessLimits } from "../../src/ProcessLimits.ts"
@@ -117,6 +119,19 @@ const make = Effect.gen(function*() {
   })
 })
 
+/**
+ * `apps/dist/metered` of this checkout (also right from `dist/`): the bundled apps' core
+ * modules, instrumented by `apps/build.ts`, so a first boot does not spend seconds per app.
+ */
+const bundledMeteredDir = (): string => {
+  const here = path.dirname(fileURLToPath(import.meta.url))
+  for (const up of ["../..", "../../.."]) {
+    const dir = path.resolve(here, up, "apps", "dist", "metered")
+    if (fs.existsSync(dir)) return dir
+  }
+  return path.resolve(here, "../..", "apps", "dist", "metered")
+}
+
 /** Environment variable: a shared directory for instrumented core modules. */
 export const METERED_CACHE_ENV = "KINODE_TS_METERED_CACHE"
 
@@ -131,6 +146,7 @@ export const ProgramLoaderFs = Layer.effect(ProgramLoader, make).pipe(
       cacheDir: path.join(home.path, ".cache", "wasm"),
       preemption,
       meter: yield* meterInWorker,
+      readOnlyMeteredDirs: [bundledMeteredDir()],
       ...(shared === undefined || shared === "" ? {} : { meteredDir: shared })
     })
   }))),

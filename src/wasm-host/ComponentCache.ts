@@ -93,6 +93,19 @@ const ASYNC_IMPORTS = [
   "wasi:io/poll#[method]pollable.block"
 ]
 
+/** jco's options; `apps/build.ts` transpiles with them too, to ship bundled apps' instrumented modules. */
+export const TRANSPILE_OPTIONS: NonNullable<Parameters<typeof import("@bytecodealliance/jco-transpile").transpileBytes>[1]> = {
+  name: "component",
+  instantiation: "async",
+  asyncMode: "jspi",
+  importBindings: "hybrid",
+  asyncImports: ASYNC_IMPORTS,
+  asyncExports: ["init"],
+  emitTypescriptDeclarations: false,
+  base64Cutoff: 0,
+  nodejsCompat: false
+}
+
 /**
  * Bumped whenever transpile options or the post-transform change, so stale
  * cached glue is never loaded.
@@ -163,6 +176,8 @@ export interface ComponentCacheOptions {
    * several homes may share one.
    */
   readonly meteredDir?: string
+  /** More such directories, only read (the bundled apps' modules, instrumented at build). */
+  readonly readOnlyMeteredDirs?: ReadonlyArray<string>
   /** Linear-memory cap of each process, in bytes (default 256 MiB). */
   readonly memoryCap?: number
   /**
@@ -224,18 +239,7 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
       })
     }
     const out = yield* Effect.tryPromise({
-      try: () =>
-        transpileBytes(bytes, {
-          name: "component",
-          instantiation: "async",
-          asyncMode: "jspi",
-          importBindings: "hybrid",
-          asyncImports: ASYNC_IMPORTS,
-          asyncExports: ["init"],
-          emitTypescriptDeclarations: false,
-          base64Cutoff: 0,
-          nodejsCompat: false
-        }),
+      try: () => transpileBytes(bytes, TRANSPILE_OPTIONS),
       catch: (cause) => new ComponentLoadError({ hash, reason: "TranspileFailed", detail: errorText(cause) })
     })
     const tmp = `${dir}.tmp-${crypto.randomUUID()}`
@@ -268,9 +272,13 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
    */
   const prepareCoreModule = Effect.fnUntraced(function*(raw: Uint8Array, hash: string, name: string) {
     if (!preemption) return raw
-    const file = path.join(meteredDir, `${yield* sha256(raw)}-${METERING_VERSION}.wasm`)
-    if (yield* fs.exists(file).pipe(Effect.orElseSucceed(() => false))) {
-      return yield* fs.readFile(file).pipe(Effect.mapError(io(hash)))
+    const key = `${yield* sha256(raw)}-${METERING_VERSION}.wasm`
+    const file = path.join(meteredDir, key)
+    for (const dir of [meteredDir, ...(options.readOnlyMeteredDirs ?? [])]) {
+      const known = path.join(dir, key)
+      if (yield* fs.exists(known).pipe(Effect.orElseSucceed(() => false))) {
+        return yield* fs.readFile(known).pipe(Effect.mapError(io(hash)))
+      }
     }
     const refused = (cause: unknown) =>
       new ComponentLoadError({ hash, reason: "MeteringFailed", detail: `${name}: ${errorText(cause)}` })

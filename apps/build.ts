@@ -63,7 +63,7 @@ const pkgFiles = (pkgDir: string, exclude: ReadonlySet<string>): Array<string> =
     for (const e of fs.readdirSync(path.join(pkgDir, rel), { withFileTypes: true })) {
       const r = rel === "" ? e.name : `${rel}/${e.name}`
       if (e.isDirectory()) walk(r)
-      else if (e.isFile() && !exclude.has(r) && e.name !== HASH_FILE) out.push(r)
+      else if (e.isFile() && !exclude.has(r) && e.name !== HASH_FILE && e.name !== METERED_MARK) out.push(r)
     }
   }
   walk("")

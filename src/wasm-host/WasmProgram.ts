@@ -188,7 +188,12 @@ const runProcess = (
           },
           catch: (e) => e
         }).pipe(
-          Effect.catch((e) => (started || e instanceof WasiExit ? ended(e) : Effect.fail(exit("Instantiate", e))))
+          Effect.catch((e) => {
+            // Stopped by its meter (also in a start function): say why, not how it unwound.
+            const stopped = meter?.stoppedBy
+            if (stopped !== undefined) return Effect.fail(exit("CpuBudget", stopped))
+            return started || e instanceof WasiExit ? ended(e) : Effect.fail(exit("Instantiate", e))
+          })
         )
       },
       ({ wasi }) => Effect.sync(() => wasi.close())

@@ -145,9 +145,6 @@ type ImportObject = Record<string, Record<string, unknown>>
 /** Export names jco enters through `WebAssembly.promising` (the only async export). */
 const ASYNC_EXPORTS = new Set(["init"])
 
-const isThenable = (v: unknown): v is PromiseLike<unknown> =>
-  v !== null && (typeof v === "object" || typeof v === "function") && typeof (v as { then?: unknown }).then === "function"
-
 /**
  * One running instance's CPU meter and preemption state.
  *
@@ -218,9 +215,11 @@ export class GuestMeter {
     this.running = false
   }
 
-  /** A new message begins (the guest called `receive`). */
+  /**
+   * A new message begins (the guest called `receive`). No clock read: CPU since the
+   * last check (< one check interval) is counted to the new message.
+   */
   nextMessage(): void {
-    if (this.running) this.charge(this.now())
     this.cpuMessage = 0
   }
 
@@ -339,18 +338,4 @@ export class GuestMeter {
       this.depth--
     }
   }
-}
-
-/** Wraps the promise-returning members of `target` with `meter.waiting` (host calls that may wait). */
-export const meterWaits = <T extends object>(target: T, meter: GuestMeter, names: ReadonlyArray<keyof T>): T => {
-  const out = Object.create(target) as Record<keyof T, unknown>
-  for (const name of names) {
-    const f = target[name]
-    if (typeof f !== "function") continue
-    out[name] = (...args: Array<unknown>) => {
-      const r = (f as (...a: Array<unknown>) => unknown).apply(target, args)
-      return isThenable(r) ? meter.waiting(Promise.resolve(r)) : r
-    }
-  }
-  return out as T
 }

@@ -8,21 +8,17 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as net from "node:net"
-import * as os from "node:os"
 import * as path from "node:path"
 import { type Running, runNode } from "../support/NodeProcess.ts"
+import { tempDirs } from "../support/TempDirs.ts"
 import { startTestChain, type TestChain } from "../support/TestChain.ts"
 
 let chain: TestChain
 let pw: string
 /** A home a real node booted in (processes, capabilities, bundled apps) and stopped. */
 let booted: string
-const tmp: Array<string> = []
-const mkdir = (prefix: string) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
-  tmp.push(dir)
-  return dir
-}
+const dirs = tempDirs()
+const mkdir = dirs.mkdir
 
 const run = (args: ReadonlyArray<string>, options: { readonly uid?: number; readonly gid?: number } = {}): Running =>
   runNode(["--password-file", pw, "--chain-port", String(chain.port), "--offline", ...args], options)
@@ -58,7 +54,7 @@ beforeAll(async () => {
 }, 60_000)
 afterAll(async () => {
   await chain?.stop()
-  for (const d of tmp) fs.rmSync(d, { recursive: true, force: true })
+  dirs.removeAll()
 })
 
 /** A refusal: exactly one line, the exit code, well within the time a boot takes. */

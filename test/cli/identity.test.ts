@@ -5,23 +5,19 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { makeRegistry, namehash } from "../../services/chain/index.ts"
 import { encodeKeyfile, generate, generateSecrets, passwordHash } from "../../services/identity/index.ts"
 import { type Running, runNode } from "../support/NodeProcess.ts"
+import { tempDirs } from "../support/TempDirs.ts"
 import { startTestChain, type TestChain } from "../support/TestChain.ts"
 
 
 let chain: TestChain
 let pw: string
 let badPw: string
-const tmp: Array<string> = []
-const mkdir = (prefix: string) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
-  tmp.push(dir)
-  return dir
-}
+const dirs = tempDirs()
+const mkdir = dirs.mkdir
 
 beforeAll(async () => {
   chain = await startTestChain()
@@ -33,7 +29,7 @@ beforeAll(async () => {
 }, 30_000)
 afterAll(async () => {
   await chain?.stop()
-  for (const d of tmp) fs.rmSync(d, { recursive: true, force: true })
+  dirs.removeAll()
 })
 
 const run = (args: ReadonlyArray<string>, port = chain.port): Running =>

@@ -9,7 +9,6 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { testKernel } from "../../../layers/TestLive.ts"
-import { Anvil, freePort } from "../../../services/chain/index.ts"
 import { KNS_INDEXER, KnsIndexer } from "../../../services/kns-indexer/index.ts"
 import { Lmdb } from "../../../services/lmdb/Lmdb.ts"
 import { Identity } from "../../../src/Identity.ts"
@@ -17,7 +16,7 @@ import { Address, pid } from "../../../src/Ids.ts"
 import * as Json from "../../../src/Json.ts"
 import { Kernel, messagingCap } from "../../../src/Kernel.ts"
 import { request } from "../../../src/Message.ts"
-import { eventually, registry } from "./support.ts"
+import { eventually, registryChain } from "./support.ts"
 
 const NODE = "test.dev"
 const KEY = "f6".repeat(32)
@@ -25,12 +24,7 @@ const KEY = "f6".repeat(32)
 describe("kns-indexer on the kernel", () => {
   it.live("an app asks the hosted indexer; records reach the node's identity port", () =>
     Effect.gen(function*() {
-      const port = yield* freePort
-      const anvil = yield* Layer.build(Anvil.layer({ port, install: false })).pipe(Effect.orDie)
-      const chain = anvil.mapUnsafe.get(Anvil.key) as Anvil["Service"]
-      const reg = registry(chain.url)
-      const contract = yield* Effect.promise(() => reg.deploy())
-      yield* Effect.promise(() => reg.mint("os"))
+      const { chain, reg, contract } = yield* registryChain
       yield* Effect.promise(() => reg.register("alice.os", { key: KEY, ip: "127.0.0.1", tcp: 9100 }))
 
       // exactly what a node adds (its own LMDB dir here: the test kernel keeps its LMDB private)

@@ -11,7 +11,7 @@ import { createPublicClient, createTestClient, createWalletClient, http, stringT
 import { privateKeyToAccount } from "viem/accounts"
 import { foundry } from "viem/chains"
 import { Identity, NodeRecord } from "../../../src/Identity.ts"
-import { encodeIp, encodePort, encodeRouters, namehash } from "../../../services/chain/index.ts"
+import { Anvil, encodeIp, encodePort, encodeRouters, freePort, namehash } from "../../../services/chain/index.ts"
 
 export const ANVIL_KEY: Hex = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
@@ -207,6 +207,17 @@ export const registry = (url: string) => {
     blockNumber: () => pub.getBlockNumber({ cacheTime: 0 })
   }
 }
+
+/** A real anvil on a free port (stopped with the scope), a fresh `KimapLite` deployed on it and `os` minted. */
+export const registryChain = Effect.gen(function*() {
+  const port = yield* freePort
+  const anvil = yield* Layer.build(Anvil.layer({ port, install: false })).pipe(Effect.orDie)
+  const chain = anvil.mapUnsafe.get(Anvil.key) as Anvil["Service"]
+  const reg = registry(chain.url)
+  const contract = yield* Effect.promise(() => reg.deploy())
+  yield* Effect.promise(() => reg.mint("os"))
+  return { chain, reg, contract }
+})
 
 /** The identity port in memory; `pushes` lists every upsert/remove in order. */
 export const testIdentity = () => {

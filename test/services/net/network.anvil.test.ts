@@ -6,12 +6,12 @@
  * capability on both sides, offline at once, and a key changed on chain.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
-import { Anvil, freePort } from "../../../services/chain/index.ts"
+import { Effect } from "effect"
+import { freePort } from "../../../services/chain/index.ts"
 import { generate } from "../../../services/identity/index.ts"
 import { address } from "../../../src/Ids.ts"
 import { MAX_MESSAGE_BYTES, request, text } from "../../../src/Message.ts"
-import { eventually, registry } from "../kns-indexer/support.ts"
+import { eventually, registryChain } from "../kns-indexer/support.ts"
 import { app, ask, netNode, type NetNode, serveEcho } from "./support.ts"
 
 const hexKey = (k: { publicKey: Uint8Array }) => Buffer.from(k.publicKey).toString("hex")
@@ -19,12 +19,7 @@ const hexKey = (k: { publicKey: Uint8Array }) => Buffer.from(k.publicKey).toStri
 describe("four nodes on a chain", () => {
   it.live("router, two direct nodes and an indirect one talk pairwise, with blobs, context and capability rules", () =>
     Effect.gen(function*() {
-      const port = yield* freePort
-      const anvil = yield* Layer.build(Anvil.layer({ port, install: false })).pipe(Effect.orDie)
-      const chain = anvil.mapUnsafe.get(Anvil.key) as Anvil["Service"]
-      const reg = registry(chain.url)
-      const contract = yield* Effect.promise(() => reg.deploy())
-      yield* Effect.promise(() => reg.mint("os"))
+      const { chain, reg, contract } = yield* registryChain
 
       const keys = { router: yield* generate, alice: yield* generate, bob: yield* generate, carol: yield* generate }
       const ports = { router: yield* freePort, alice: yield* freePort, bob: yield* freePort }

@@ -51,7 +51,11 @@ export const makeModuleHost = (deps: {
         reply: (to, response, blob) => {
           const target = to.rsvp ?? to.source
           const refused = router.deliver({ id: to.id, source: our, target, rsvp: null, message: response, blob })
-          return refused === undefined ? undefined : new SendRefused({ target: target.toString(), reason: refused })
+          if (refused === undefined) return undefined
+          // Said out loud as the process host does (a refused capability at level 0, as Kinode):
+          // a silently dropped answer looks like a module that never replied.
+          deps.print(refused === "CapabilityDenied" ? 0 : 2, id, `answer to ${target} refused: ${refused}`)
+          return new SendRefused({ target: target.toString(), reason: refused })
         },
         send: (target, request, blob) => {
           const id = deps.nextId()

@@ -310,19 +310,22 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
     const meta: CacheMeta = cached
       ? JSON.parse(yield* fs.readFileString(metaPath).pipe(Effect.mapError(io(hash)))) as CacheMeta
       : yield* transpile
-    const prepared = new Map<string, Uint8Array>()
-    for (const name of meta.modules) {
-      const core = yield* fs.readFile(path.join(dir, name)).pipe(Effect.mapError(io(hash)))
-      prepared.set(name, yield* prepareCoreModule(core, hash, name))
-    }
-    const compileAll = (pages: number) =>
+    /** A core module as it is compiled: read and prepared (the instrumented one from the cache after the first time). */
+    const preparedBytes = (name: string) =>
+      Effect.flatMap(fs.readFile(path.join(dir, name)).pipe(Effect.mapError(io(hash))), (core) => prepareCoreModule(core, hash, name))
+    const compileAll = (pages: number, ready?: ReadonlyMap<string, Uint8Array>) =>
       Effect.forEach(meta.modules, (name) =>
-        Effect.tryPromise({
-          try: () => WebAssembly.compile(capMemory(prepared.get(name)!, pages) as Uint8Array<ArrayBuffer>),
-          catch: (cause) => new ComponentLoadError({ hash, reason: "CompileFailed", detail: `${name}: ${errorText(cause)}` })
-        }).pipe(Effect.map((m) => [name, m] as const))).pipe(Effect.map((pairs): CoreModules => new Map(pairs)))
-    const compiled = yield* compileAll(defaultPages)
-    /** Other caps, compiled when first asked for (the bytes stay in memory for them). */
+        Effect.flatMap(ready?.has(name) === true ? Effect.succeed(ready.get(name)!) : preparedBytes(name), (bytes) =>
+          Effect.tryPromise({
+            try: () => WebAssembly.compile(capMemory(bytes, pages) as Uint8Array<ArrayBuffer>),
+            catch: (cause) => new ComponentLoadError({ hash, reason: "CompileFailed", detail: `${name}: ${errorText(cause)}` })
+          })).pipe(Effect.map((m) => [name, m] as const))).pipe(Effect.map((pairs): CoreModules => new Map(pairs)))
+    // Prepared first, one module at a time, so a refusal names the module before anything compiles.
+    const prepared = new Map<string, Uint8Array>()
+    for (const name of meta.modules) prepared.set(name, yield* preparedBytes(name))
+    const compiled = yield* compileAll(defaultPages, prepared)
+    prepared.clear()
+    /** Other caps, compiled when first asked for (the bytes are read again for them). */
     const byCap = new Map<number, Effect.Effect<CoreModules, ComponentLoadError>>([[defaultPages, Effect.succeed(compiled)]])
     const compiledFor = (pages: number) =>
       Effect.gen(function*() {

@@ -10,22 +10,12 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { testKernel } from "../../layers/TestLive.ts"
-import { parseProcessId } from "../../src/Ids.ts"
 import { Kernel, type KernelSettings } from "../../src/Kernel.ts"
 import { bodyText, request, text } from "../../src/Message.ts"
 import { type NativeProgram, SpawnFailed } from "../../src/ProcessApi.ts"
-import { ask, at, driver, kernelCall, startNative } from "./helpers.ts"
+import { ask, at, driver, kernelCall, pidOf, startNative, withKernel } from "./helpers.ts"
 
 const MiB = 1024 * 1024
-
-const withKernel = <A, E>(effect: Effect.Effect<A, E, any>, options: Parameters<typeof testKernel>[0] = {}) =>
-  Effect.scoped(Effect.provide(effect, testKernel(options).layer)) as Effect.Effect<A, E, never>
-
-const pidOf = (s: string) => {
-  const r = parseProcessId(s)
-  if (r._tag === "Failure") throw r.failure
-  return r.success
-}
 
 const settle = Effect.repeat(Effect.yieldNow, { times: 50 })
 

@@ -1,12 +1,24 @@
 /** Shared test helpers: sessions with capabilities, JSON bodies, kernel commands. */
 import { Effect } from "effect"
-import { address, type Address } from "../../src/Ids.ts"
+import { testKernel } from "../../layers/TestLive.ts"
+import { address, type Address, parseProcessId, type ProcessId } from "../../src/Ids.ts"
 import * as Json from "../../src/Json.ts"
 import { Kernel, messagingCap } from "../../src/Kernel.ts"
 import { request, text } from "../../src/Message.ts"
 import type { NativeApi } from "../../src/ProcessApi.ts"
 
 export const NODE = "test.dev"
+
+/** Runs `effect` on a fresh test kernel, closed at the end. */
+export const withKernel = <A, E>(effect: Effect.Effect<A, E, any>, options: Parameters<typeof testKernel>[0] = {}) =>
+  Effect.scoped(Effect.provide(effect, testKernel(options).layer)) as Effect.Effect<A, E, never>
+
+/** A ProcessId from a literal the test trusts. */
+export const pidOf = (s: string): ProcessId => {
+  const r = parseProcessId(s)
+  if (r._tag === "Failure") throw r.failure
+  return r.success
+}
 export const at = (pid: string): Address => address(`${NODE}@${pid}`)
 export const json = (v: unknown) => Json.toBytes(v)
 export const decodeBody = (b: Uint8Array) => {

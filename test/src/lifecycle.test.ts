@@ -6,22 +6,13 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { testKernel } from "../../layers/TestLive.ts"
 import { signingBytes } from "../../src/Capabilities.ts"
-import { address, parseProcessId } from "../../src/Ids.ts"
+import { address } from "../../src/Ids.ts"
 import { Kernel, messagingCap } from "../../src/Kernel.ts"
 import { restartDelays } from "../../src/RestartSchedule.ts"
 import { bodyText, request, response, text } from "../../src/Message.ts"
 import { Identity } from "../../src/Identity.ts"
 import { type NativeProgram, SpawnFailed } from "../../src/ProcessApi.ts"
-import { ask, at, decodeBody, driver, kernelCall, startNative } from "./helpers.ts"
-
-const withKernel = <A, E>(effect: Effect.Effect<A, E, any>, options: Parameters<typeof testKernel>[0] = {}) =>
-  Effect.scoped(Effect.provide(effect, testKernel(options).layer)) as Effect.Effect<A, E, never>
-
-const pidOf = (s: string) => {
-  const r = parseProcessId(s)
-  if (r._tag === "Failure") throw r.failure
-  return r.success
-}
+import { ask, at, decodeBody, driver, kernelCall, pidOf, startNative, withKernel } from "./helpers.ts"
 
 let starts = 0
 const programs: Record<string, NativeProgram> = {

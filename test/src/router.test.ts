@@ -4,14 +4,10 @@ import { TestClock } from "effect/testing"
 import { Kernel, messagingCap } from "../../src/Kernel.ts"
 import { bodyText, MAX_MESSAGE_BYTES, request, response, text } from "../../src/Message.ts"
 import { SendRefused } from "../../src/ProcessApi.ts"
-import { testKernel } from "../../layers/TestLive.ts"
 import { address } from "../../src/Ids.ts"
 import * as Json from "../../src/Json.ts"
 import { onExitFromJson, OnExitJson, onExitToJson } from "../../src/KernelCommandProtocol.ts"
-import { ask, at, driver, startNative } from "./helpers.ts"
-
-const withKernel = <A, E>(effect: Effect.Effect<A, E, any>, options: Parameters<typeof testKernel>[0] = {}) =>
-  Effect.scoped(Effect.provide(effect, testKernel(options).layer)) as Effect.Effect<A, E, never>
+import { ask, at, driver, startNative, withKernel } from "./helpers.ts"
 
 describe("router", () => {
   it.effect("delivers a request and pairs the response by id", () =>

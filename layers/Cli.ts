@@ -35,7 +35,8 @@ const USAGE = `usage: node dist/main.js --home <dir> [options]
   --rpc <url>             use this EVM JSON-RPC (http(s) or ws(s)) instead of the embedded local chain
   --wallet-key <0x..>     with --rpc: the wallet that pays for and owns the registration
   --chain-port <n>        the embedded chain's port (default 8545; started or joined)
-  --reset                 write this node's key to its name on chain even if the chain holds another
+  --reset                 write this node's key to its name on chain even if the chain holds another;
+                          with --tcp-port or --routers: move the node there on chain
   --new-process-map       a home with data (keyfile, files) but no process map: start an empty one
   --max-peers <n>         peers kept connected; more evict the least recently active (default 32)
   --idle-timeout <s>      close a peer's connection after this many silent seconds (default 1800; 0 never)
@@ -247,7 +248,7 @@ const describeFailure = (e: unknown): string => {
   if ((e as { _tag?: string })._tag === "ListenFailed") {
     const f = e as ListenFailed
     return `net: cannot listen on ${f.addresses.join(", ")}, the address registered for this node (${f.reason}): ` +
-      "is another program using the port? Stop it and boot again"
+      "is another program using the port? Stop it, or move this node: boot with --reset --tcp-port <free port>"
   }
   return describeLoginFailure(e)
 }

@@ -190,6 +190,11 @@ const laterBoot = Effect.fn("Identity.laterBoot")(function*(options: LoginOption
       const again = yield* registerOwn(withRouters, name, contents.key)
       reach = again.reach
       options.say(`--reset: wrote this node's key to ${name} on chain, ${again.how}`)
+    } else if (options.reset && (options.tcpPort !== undefined || options.routers !== undefined)) {
+      // --reset with a new --tcp-port or --routers moves the node (its key stays)
+      const again = yield* registerOwn(withRouters, name, contents.key)
+      reach = again.reach
+      options.say(`--reset: ${name} is now ${again.how} on chain`)
     } else if (record.success.ip !== undefined && record.success.tcpPort !== undefined) {
       reach = { _tag: "Direct", ip: record.success.ip, tcpPort: record.success.tcpPort }
     }

@@ -77,6 +77,14 @@ describe("identity on a chain", () => {
     assert.strictEqual(later.code, 0, later.out)
     assert.include(later.out, `${name}: networking key ${key}\n`)
     assert.match(later.out, new RegExp(`node ${name.replace(/\./g, "\\.")} booted`))
+    // --reset with a new --tcp-port moves the node on chain (same key) and it listens there
+    const moved = await bootOnce(["--home", home, "--password-file", pw, "--reset", "--tcp-port", "10124"])
+    assert.strictEqual(moved.code, 0, moved.out)
+    assert.include(moved.out, `--reset: ${name} is now direct at 127.0.0.1:10124 on chain`)
+    assert.include(moved.out, "net: listening on 127.0.0.1:10124 (tcp)")
+    const after = await readNode(chain.url, name)
+    assert.strictEqual(after.netKey, key)
+    assert.strictEqual(after.tcpPort, 10124)
   }, 90_000)
 
   it("a wrong password is one line and exit code 3, and changes nothing on disk", async () => {

@@ -107,6 +107,16 @@ const privateKeyObject = (seed: Uint8Array, publicKey: Uint8Array = new Uint8Arr
 const rawPublicKey = (key: crypto.KeyObject) =>
   new Uint8Array(Buffer.from(crypto.createPublicKey(key).export({ format: "jwk" }).x ?? "", "base64url"))
 
+/**
+ * Whether `signature` is the Ed25519 signature of `bytes` by the raw 32-byte `publicKey`
+ * (another node's `~net-key`, from the PKI).
+ */
+export const verifyWithPublicKey = (publicKey: Uint8Array, bytes: Uint8Array, signature: Uint8Array): boolean => {
+  if (publicKey.length !== KEY_BYTES || signature.length !== SIGNATURE_BYTES) return false
+  const key = crypto.createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: base64url(publicKey) }, format: "jwk" })
+  return crypto.verify(null, bytes, key, signature)
+}
+
 /** Builds the key from its parts, refusing a public key the seed does not derive. */
 const assemble = (seed: Uint8Array, publicKey: Uint8Array, pkcs8: Uint8Array) => {
   const privateKey = privateKeyObject(seed, publicKey)

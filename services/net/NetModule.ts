@@ -9,12 +9,12 @@
  */
 import { Effect, Layer, Result, Schema } from "effect"
 import { Packr } from "msgpackr"
-import * as crypto from "node:crypto"
 import { Identity, NodeRecord } from "../../src/Identity.ts"
 import { parseAddress } from "../../src/Ids.ts"
 import { type KernelMessage, response, text } from "../../src/Message.ts"
 import { ModuleHost, type ServiceContext, wantsReply } from "../../src/ModuleHost.ts"
 import { Printout } from "../../src/Printout.ts"
+import { verifyWithPublicKey } from "../identity/index.ts"
 import { NetStatus } from "./NetLibp2p.ts"
 import { fromRmp, type Identity as WireIdentity, type KnsUpdate, NetAction, type NetResponse } from "./Protocol.ts"
 
@@ -34,16 +34,6 @@ export const readAction = (body: Uint8Array): NetAction | undefined => {
 }
 
 const encode = (r: NetResponse): Uint8Array => packr.pack(r)
-
-const ED25519_SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex")
-
-/** Whether `signature` is `publicKeyHex`'s Ed25519 signature of `bytes`. */
-const verifyWith = (publicKeyHex: string, bytes: Uint8Array, signature: Uint8Array): boolean => {
-  const raw = Buffer.from(publicKeyHex.replace(/^0x/, ""), "hex")
-  if (raw.length !== 32 || signature.length !== 64) return false
-  const key = crypto.createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: "der", type: "spki" })
-  return crypto.verify(null, bytes, key, signature)
-}
 
 const recordOf = (u: KnsUpdate): NodeRecord =>
   new NodeRecord({ name: u.name, publicKey: u.public_key.replace(/^0x/, "").toLowerCase(), ips: u.ips, ports: u.ports, routers: u.routers })
@@ -150,7 +140,7 @@ export const NetModule = Layer.effectDiscard(Effect.gen(function*() {
         if (from.success.node === self) ok = identity.verify(message, signature)
         else {
           const r = identity.lookup(from.success.node)
-          ok = r !== undefined && verifyWith(r.publicKey, message, signature)
+          ok = r !== undefined && verifyWithPublicKey(Buffer.from(r.publicKey, "hex"), message, signature)
         }
       }
       return answer(ctx, km, { Verified: ok })

@@ -179,6 +179,8 @@ export const makePeerTable = (deps: PeerTableDeps) => {
     peer.out = undefined
   }
 
+  const connectionsOf = (peer: Peer) => deps.node.getConnections(peerIdFromString(peer.peerId))
+
   /** Closes the libp2p connection of a peer that is dropped, unless a relay slot rides on it. */
   const release = (peer: Peer) => {
     if (deps.keepConnection(peer.name)) return
@@ -203,7 +205,7 @@ export const makePeerTable = (deps: PeerTableDeps) => {
 
   const hangUp = (peer: Peer, fault: string) => {
     print(0, `${peer.name}: connection closed: ${fault}`)
-    const connections = deps.node.getConnections().filter((c) => c.remotePeer.toString() === peer.peerId)
+    const connections = connectionsOf(peer)
     disconnect(peer, fault, 2)
     for (const c of connections) c.abort(new Error(fault))
   }
@@ -397,9 +399,8 @@ export const makePeerTable = (deps: PeerTableDeps) => {
   const dial = (peer: Peer, record: NodeRecord) => {
     // A live connection to the peer (it dialled us, or holds a relay slot here) is reused;
     // otherwise its addresses from the PKI (a router does not dial through itself).
-    const remote = peerIdFromString(peer.peerId)
-    const connected = deps.node.getConnections(remote).length > 0
-    const routes = connected ? remote : routesOf(record, identity.lookup, self)
+    const connected = connectionsOf(peer).length > 0
+    const routes = connected ? peerIdFromString(peer.peerId) : routesOf(record, identity.lookup, self)
     if (typeof routes === "string") {
       print(1, `${peer.name}: cannot be reached (${routes})`)
       peers.delete(peer.name)
@@ -491,8 +492,7 @@ export const makePeerTable = (deps: PeerTableDeps) => {
     return [...peers.values()].filter((p) => p.out !== undefined).map((p) => ({
       name: p.name,
       secondsSinceActive: Math.round((t - p.lastActive) / 1000),
-      relayed: p.out?.protocol !== undefined &&
-        deps.node.getConnections().some((c) => c.remotePeer.toString() === p.peerId && !c.direct),
+      relayed: connectionsOf(p).some((c) => !c.direct),
       routing: routing.has(p.name)
     }))
   }

@@ -42,7 +42,41 @@ export class BadBody extends Error {
   }
 }
 
-export type AppError = SendFailed | SpawnFailed | BadBody
+/**
+ * `http-server:distro:sys` answered an action with `{"Err": error}`: `error` is its
+ * `HttpServerError` (`"MalformedRequest"`, `"NoBlob"`, `"InvalidSourceProcess"`,
+ * `"WsPingPongTooLong"`, `"WsChannelNotFound"`).
+ */
+export class HttpServerRefused extends Error {
+  readonly _tag = "HttpServerRefused"
+  /** The action's name, e.g. `Bind`, `WebSocketBind`. */
+  readonly action: string
+  readonly path: string
+  readonly error: unknown
+  constructor(action: string, path: string, error: unknown) {
+    super(`http-server refused ${action} ${path}: ${JSON.stringify(error)}`)
+    this.action = action
+    this.path = path
+    this.error = error
+  }
+}
+
+/** `vfs:distro:sys` answered `{"Err": error}` (a `VfsError`, e.g. `"NoReadCap"` or `{"IOError": "..."}`). */
+export class VfsFailed extends Error {
+  readonly _tag = "VfsFailed"
+  /** `Read`, `ReadDir`, ... */
+  readonly action: string
+  readonly path: string
+  readonly error: unknown
+  constructor(action: string, path: string, error: unknown) {
+    super(`vfs ${action} ${path}: ${JSON.stringify(error)}`)
+    this.action = action
+    this.path = path
+    this.error = error
+  }
+}
+
+export type AppError = SendFailed | SpawnFailed | BadBody | HttpServerRefused | VfsFailed
 
 /** The `payload` componentize-js attaches to an import's `result` error. */
 export const payloadOf = (e: unknown): unknown =>

@@ -83,13 +83,19 @@ export const awaitMessage = (): Incoming => {
 /** Answers the request being handled. */
 export const respond = (body: Body, blob?: Uint8Array) => wit.sendResponse(response(body), blobOf(blob))
 
-export const send = (target: Address, body: Body, options: RequestOptions & { context?: Uint8Array; blob?: Uint8Array } = {}) =>
-  wit.sendRequest(target, request(body, options), options.context, blobOf(options.blob))
+/** A blob to send with a request, and its MIME type (absent = none). */
+export interface BlobOptions {
+  readonly blob?: Uint8Array
+  readonly mime?: string
+}
+
+export const send = (target: Address, body: Body, options: RequestOptions & BlobOptions & { context?: Uint8Array } = {}) =>
+  wit.sendRequest(target, request(body, options), options.context, blobOf(options.blob, options.mime))
 
 /** Sends and waits for the answer (default 5 s); throws `SendFailed`. */
-export const call = (target: Address, body: Body, options: RequestOptions & { blob?: Uint8Array } = {}): { source: Address; response: Response } => {
+export const call = (target: Address, body: Body, options: RequestOptions & BlobOptions = {}): { source: Address; response: Response } => {
   try {
-    const [source, message] = wit.sendAndAwaitResponse(target, request(body, { timeout: 5, ...options }), blobOf(options.blob))
+    const [source, message] = wit.sendAndAwaitResponse(target, request(body, { timeout: 5, ...options }), blobOf(options.blob, options.mime))
     if (message.tag !== "response") throw new Error("send-and-await-response returned a request")
     return { source, response: message.val[0] }
   } catch (e) {

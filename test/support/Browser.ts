@@ -51,6 +51,14 @@ const fontsConf = (dir: string) => `<?xml version="1.0"?>
 </fontconfig>
 `
 
+/** Staging folders of unpacks that were killed (an hour old: no unpack takes that long). */
+const removeStaleStaging = (parent: string): void => {
+  for (const name of fs.readdirSync(parent)) {
+    const full = path.join(parent, name)
+    if (name.includes(".tmp-") && fs.statSync(full).mtimeMs < Date.now() - 3_600_000) fs.rmSync(full, { recursive: true, force: true })
+  }
+}
+
 /**
  * The path of the Chromium binary, unpacking it first if needed. The package unpacks
  * into `os.tmpdir()` (and reuses any `chromium` it finds there without a version
@@ -63,6 +71,7 @@ export const ensureChromium = async (): Promise<string> => {
   const binary = path.join(dir, "chromium")
   if (fs.existsSync(binary)) return binary
   fs.mkdirSync(path.dirname(dir), { recursive: true })
+  removeStaleStaging(path.dirname(dir))
   const staging = fs.mkdtempSync(`${dir}.tmp-`)
   try {
     const saved = process.env["TMPDIR"]

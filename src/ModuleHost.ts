@@ -25,8 +25,14 @@ export interface ServiceContext {
    * only when the request expected a response or had an rsvp; `wantsReply` tells.
    */
   readonly reply: (to: KernelMessage, response: Response, blob?: LazyLoadBlob) => SendRefused | undefined
-  /** Sends a request from this module; with `expectsResponse` the answer arrives in `take`. */
-  readonly send: (target: Address, request: Request, blob?: LazyLoadBlob) => SendRefused | bigint
+  /**
+   * Sends a request from this module; with `expectsResponse` the answer arrives in `take`.
+   * The id is `id` when given (from `newId`: a module that must be ready for the answer
+   * before sending, since a local answer can arrive before `send` returns), else a new one.
+   */
+  readonly send: (target: Address, request: Request, blob?: LazyLoadBlob, id?: bigint) => SendRefused | bigint
+  /** A fresh message id, for `send`. */
+  readonly newId: () => bigint
 }
 
 /** Whether Kinode's modules would answer this request (it expected a response or carries an rsvp). */

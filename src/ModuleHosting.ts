@@ -57,8 +57,9 @@ export const makeModuleHost = (deps: {
           deps.print(refused === "CapabilityDenied" ? 0 : 2, id, `answer to ${target} refused: ${refused}`)
           return new SendRefused({ target: target.toString(), reason: refused })
         },
-        send: (target, request, blob) => {
-          const id = deps.nextId()
+        newId: deps.nextId,
+        send: (target, request, blob, given) => {
+          const id = given ?? deps.nextId()
           const rsvp = request.expectsResponse !== undefined ? our : null
           const refused = router.deliver({ id, source: our, target, rsvp, message: request, blob })
           return refused === undefined ? id : new SendRefused({ target: target.toString(), reason: refused })

@@ -11,13 +11,16 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import { parseArgs } from "node:util"
 import type { Hex } from "viem"
 import { Kernel } from "../src/Kernel.ts"
 import { Printout } from "../src/Printout.ts"
 import { BASE_CHAIN_ID, type ChainExit, ChainUnavailable, embeddedOptions, fundOnAnvil, KIMAP_ADDRESS, makeRegistry, startAnvil } from "../services/chain/index.ts"
 import { describeHomeFailure, homeExitCode, openHome } from "../services/home/index.ts"
-import { ChainIdentity, describeLoginFailure, login, publicKeyHex } from "../services/identity/index.ts"
+import { AllowList } from "../services/http-client/index.ts"
+import { HttpServer } from "../services/http-server/index.ts"
+import { ChainIdentity, decodeKeyfile, describeLoginFailure, keyfilePath, login, publicKeyHex } from "../services/identity/index.ts"
 import { KnsIndexer } from "../services/kns-indexer/index.ts"
 import type { ListenFailed } from "../services/net/index.ts"
 import { installBundled } from "../services/packages/index.ts"
@@ -43,6 +46,9 @@ const USAGE = `usage: node dist/main.js --home <dir> [options]
   --dial-timeout <s>      connect and handshake budget per dial (default 5)
   --max-passthroughs <n>  direct nodes: relay slots for nodes listing this one in ~routers (default 64; 0 none)
   --offline               do not start the network (every other node is offline)
+  --port <n>              HTTP port for the browser and apps' UIs (default 8080; the next free one if taken)
+  --bind <addr>           HTTP listen address (default 127.0.0.1; 0.0.0.0 serves every interface)
+  --http-allow <h[:p],..> restrict http-client: apps may reach only these hosts (default: any host)
   --safe-mode             boot with stored processes not started (top lists them as paused; kill or RunProcess them)
   -v, --verbosity <n>     0-3, terminal verbosity (default 0)
   --detached              run without the terminal (stop with SIGTERM/SIGINT)
@@ -73,6 +79,9 @@ export interface Flags {
   readonly dialTimeoutSeconds: number
   readonly maxPassthroughs: number
   readonly safeMode: boolean
+  readonly httpPort: number
+  readonly httpBind: string
+  readonly httpAllow: ReadonlyArray<string> | undefined
 }
 
 const port = (text: string | undefined, flag: string): number | string | undefined => {
@@ -108,6 +117,9 @@ export const parseFlags = (argv: ReadonlyArray<string>): Flags | string => {
         "dial-timeout": { type: "string" },
         "max-passthroughs": { type: "string" },
         "safe-mode": { type: "boolean" },
+        port: { type: "string" },
+        bind: { type: "string" },
+        "http-allow": { type: "string" },
         help: { type: "boolean", short: "h" }
       }
     })
@@ -127,6 +139,8 @@ export const parseFlags = (argv: ReadonlyArray<string>): Flags | string => {
   }
   const tcpPort = port(v["tcp-port"], "--tcp-port")
   const chainPort = port(v["chain-port"], "--chain-port")
+  const httpPort = port(v.port, "--port")
+  if (typeof httpPort === "string") return httpPort
   if (typeof tcpPort === "string") return tcpPort
   if (typeof chainPort === "string") return chainPort
   const count = (flag: string, text: string | undefined, fallback: number, min: number): number | string => {
@@ -142,6 +156,14 @@ export const parseFlags = (argv: ReadonlyArray<string>): Flags | string => {
   const walletKey = v["wallet-key"]
   if (walletKey !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(walletKey)) return `--wallet-key takes a 0x-prefixed 32-byte hex private key`
   if (walletKey !== undefined && v.rpc === undefined) return `--wallet-key goes with --rpc`
+  const httpBind = v.bind ?? "127.0.0.1"
+  if (net.isIP(httpBind) === 0) return `--bind takes an IP address (127.0.0.1, 0.0.0.0, ::1 ...), not ${httpBind}`
+  let httpAllow: ReadonlyArray<string> | undefined
+  if (v["http-allow"] !== undefined) {
+    httpAllow = v["http-allow"].split(",").map((h) => h.trim()).filter((h) => h !== "")
+    const checked = AllowList.parse(httpAllow)
+    if (checked._tag === "Failure") return `--http-allow: ${checked.failure}`
+  }
   const routers = v.routers === undefined ? undefined : v.routers.split(",").map((r) => r.trim()).filter((r) => r !== "")
   return {
     home: v.home,
@@ -162,7 +184,10 @@ export const parseFlags = (argv: ReadonlyArray<string>): Flags | string => {
     idleTimeoutSeconds: idleTimeoutSeconds as number,
     dialTimeoutSeconds: dialTimeoutSeconds as number,
     maxPassthroughs: maxPassthroughs as number,
-    safeMode: v["safe-mode"] === true
+    safeMode: v["safe-mode"] === true,
+    httpPort: httpPort ?? 8080,
+    httpBind,
+    httpAllow
   }
 }
 
@@ -203,6 +228,7 @@ const exitCodeOf = (e: unknown): number => {
     case "ChainUnavailable":
       return 5
     case "ListenFailed":
+    case "HttpListenFailed":
       return 6
     default:
       return homeExitCode(e) ?? 1
@@ -245,6 +271,10 @@ type Phases = ReturnType<typeof makePhases>
 const describeFailure = (e: unknown): string => {
   const home = describeHomeFailure(e)
   if (home !== undefined) return home
+  if ((e as { _tag?: string })._tag === "HttpListenFailed") {
+    const f = e as { bind: string; port: number; reason: string }
+    return `http: cannot listen on ${f.bind}:${f.port} (${f.reason}); pick another with --port, or another address with --bind`
+  }
   if ((e as { _tag?: string })._tag === "ListenFailed") {
     const f = e as ListenFailed
     return `net: cannot listen on ${f.addresses.join(", ")}, the address registered for this node (${f.reason}): ` +
@@ -252,6 +282,20 @@ const describeFailure = (e: unknown): string => {
   }
   return describeLoginFailure(e)
 }
+
+/**
+ * A browser login: the keyfile, read again each time (a `--reset` elsewhere may have
+ * rewritten it), when the password hash opens it. Like Kinode, the check is the
+ * keyfile's own decryption (a 1M-iteration PBKDF2 on libuv's pool), so a wrong guess
+ * costs the guesser as much as the first login did.
+ */
+const webLogin = (home: string) => (passwordHash: string) =>
+  Effect.runPromise(
+    Effect.tryPromise(() => fs.promises.readFile(keyfilePath(home))).pipe(
+      Effect.flatMap((bytes) => Effect.as(decodeKeyfile(new Uint8Array(bytes), passwordHash), new Uint8Array(bytes))),
+      Effect.catch(() => Effect.succeed(undefined))
+    )
+  )
 
 const runNode = (flags: Flags, phases: Phases, chainExit: Effect.Effect<ChainExit> | undefined) =>
   Effect.gen(function*() {
@@ -272,7 +316,10 @@ const runNode = (flags: Flags, phases: Phases, chainExit: Effect.Effect<ChainExi
     const bundled = flags.safeMode ? { installed: [] } : yield* installBundled()
     phases.mark("apps")
     if (bundled.installed.length > 0) printout.print(1, "kernel", `installed bundled apps: ${bundled.installed.join(", ")}`)
+    const http = yield* HttpServer
     printout.print(0, "kernel", `kinode-ts node ${kernel.node} booted (home ${flags.home}); ${kernel.processes().length} processes`)
+    printout.print(0, "kernel", `open ${http.url} in a browser and log in with your password` +
+      (http.port !== flags.httpPort ? ` (port ${flags.httpPort} was taken)` : ""))
     if (flags.detached) return yield* Effect.never
     printout.print(2, "kernel", phases.line())
     printout.print(0, "kernel", `type help for commands`)
@@ -349,7 +396,18 @@ export const main = (argv: ReadonlyArray<string>) => {
     }
     yield* runNode(flags, phases, anvil?.exited).pipe(
       Effect.scoped,
-      Effect.provide(Layer.fresh(NodeLive({ home, verbosity: flags.verbosity, identity: ChainIdentity(loggedIn), indexer, net, safeMode: flags.safeMode })))
+      Effect.provide(Layer.fresh(NodeLive({
+        home,
+        verbosity: flags.verbosity,
+        identity: ChainIdentity(loggedIn),
+        indexer,
+        net,
+        safeMode: flags.safeMode,
+        http: {
+          server: { port: flags.httpPort, bind: flags.httpBind, jwtSecret: loggedIn.jwtSecret, login: webLogin(home) },
+          client: { ...(flags.httpAllow === undefined ? {} : { allow: flags.httpAllow }) }
+        }
+      })))
     )
   }).pipe(
     Effect.catch((e: unknown) =>

@@ -4,6 +4,9 @@
  */
 import { Effect, Layer } from "effect"
 import { Home } from "../src/Home.ts"
+import { Homepage } from "../services/homepage/index.ts"
+import { HttpClient } from "../services/http-client/index.ts"
+import { HttpServer, type HttpServerOptions } from "../services/http-server/index.ts"
 import { KernelConfig } from "../src/Kernel.ts"
 import type { Identity } from "../src/Identity.ts"
 import type { ModuleHost } from "../src/ModuleHost.ts"
@@ -29,6 +32,11 @@ export interface NodeOptions {
   readonly net?: NetOptions | undefined
   /** Boot with userspace processes registered but not started (`--safe-mode`). */
   readonly safeMode?: boolean | undefined
+  /** HTTP in (`http-server`: port, bind, login) and out (`http-client`: the allow-list). */
+  readonly http: {
+    readonly server: HttpServerOptions
+    readonly client?: HttpClient.HttpClientOptions | undefined
+  }
 }
 
 /** The home, created if missing (never by `mkdir -p`, which can spin: services/home). */
@@ -38,8 +46,9 @@ export const NodeLive = (options: NodeOptions) => {
   const net = options.net === undefined
     ? { port: NetOfflinePort, module: NetOfflineModule }
     : { port: NetLibp2p(options.net), module: NetModule }
-  return Layer.mergeAll(Packages.layer, Terminal.layer, options.indexer ?? Layer.empty).pipe(
-    Layer.provideMerge(Layer.mergeAll(net.module, StorageLive)),
+  return Homepage.layer.pipe(
+    Layer.provideMerge(Layer.mergeAll(Packages.layer, Terminal.layer, options.indexer ?? Layer.empty)),
+    Layer.provideMerge(Layer.mergeAll(net.module, StorageLive, HttpServer.layer(options.http.server), HttpClient.layer(options.http.client))),
     Layer.provideMerge(KernelLive),
     Layer.provideMerge(Layer.mergeAll(net.port, VfsDriveAccess)),
     Layer.provide(ProgramLoaderFs),

@@ -9,6 +9,9 @@
  *   table or the process table; src/ starts no fiber outside a scope the kernel owns.
  * - the transport stays in its service: only services/net/ (and tests and benches of it)
  *   import libp2p; the kernel sees other nodes only through the `Net` port.
+ * - HTTP stays in its services: only services/http-server/ serves it and only
+ *   services/http-client/ makes requests (node:http, ws, find-my-way, undici, fetch);
+ *   the chain's JSON-RPC (viem) is the exception.
  * - every services/<name>/ has an index.ts (its public surface), and every one that
  *   hosts a process has a Protocol.ts (the Schemas of what crosses its boundary).
  */
@@ -108,6 +111,20 @@ describe("dependency rule", () => {
       for (const f of files(dir)) {
         if (f.startsWith(path.join("services", "net") + path.sep)) continue
         for (const spec of importsOf(f)) if (libp2p.test(spec)) bad.push(`${f} -> ${spec}`)
+      }
+    }
+    assert.deepStrictEqual(bad, [])
+  })
+
+  it("HTTP stays in its services: only http-server serves it (Node http, ws server, routes) and only http-client fetches", () => {
+    const serving = /^(?:node:http|node:https|node:http2|ws|find-my-way|undici)$/
+    const allowed = ["http-server", "http-client"].map((s) => path.join("services", s) + path.sep)
+    const bad: Array<string> = []
+    for (const dir of ["src", "services", "layers"]) {
+      for (const f of files(dir)) {
+        if (allowed.some((a) => f.startsWith(a))) continue
+        for (const spec of importsOf(f)) if (serving.test(spec)) bad.push(`${f} -> ${spec}`)
+        if (/\bfetch\(/.test(fs.readFileSync(path.join(root, f), "utf8")) && !f.startsWith(path.join("services", "chain"))) bad.push(`${f} calls fetch`)
       }
     }
     assert.deepStrictEqual(bad, [])

@@ -11,7 +11,9 @@
  *
  * Departures from Kinode 1.0: pushing `message_type: "Close"` closes the connection
  * (Kinode's module crashes on it [quirk]); an unauthenticated upgrade gets 401 (Kinode
- * 404s it).
+ * 404s it); an extension client's Response answers only a push sent on its own channel
+ * (message ids are sequential, so another client could guess them); frames a client
+ * sends after the server closed its connection reach no app.
  */
 import { randomInt } from "node:crypto"
 import type * as http from "node:http"
@@ -41,9 +43,10 @@ const refuseUpgrade = (socket: Duplex, status: number, reason: string) => {
 
 export const makeWebSockets = (g: Gateway) => {
   const channels = new Map<number, Channel>()
-  /** Extension pushes waiting for the client's Response, by message id. */
-  const extWaiting = new Map<bigint, KernelMessage>()
-  const server = new WebSocketServer({ noServer: true, maxPayload: g.limits.maxWsFrameBytes, clientTracking: false })
+  /** Extension pushes waiting for the client's Response, by message id, with the channel they went to. */
+  const extWaiting = new Map<bigint, { readonly km: KernelMessage; readonly channel: number }>()
+  // clientTracking: `server.clients` holds closing connections too (no longer channels).
+  const server = new WebSocketServer({ noServer: true, maxPayload: g.limits.maxWsFrameBytes, clientTracking: true })
 
   const toApp = (channel: Channel, body: HttpServerRequest, blob?: LazyLoadBlob) =>
     g.ctx.send(localAddress(g.node, channel.binding.process), request({ body: Json.toBytes(body) }), blob)
@@ -88,6 +91,9 @@ export const makeWebSockets = (g: Gateway) => {
     let second = 0
     let framesThisSecond = 0
     ws.on("message", (data: Buffer | ArrayBuffer | Array<Buffer>, isBinary: boolean) => {
+      // ws still reads while closing: once the server closed the connection (the app
+      // closed it, unbound its path, a flood, a Close push), nothing more reaches the app.
+      if (ws.readyState !== WebSocket.OPEN) return
       const now = Math.floor(performance.now() / 1000)
       if (now !== second) {
         second = now
@@ -103,6 +109,8 @@ export const makeWebSockets = (g: Gateway) => {
       if (typeof sent !== "bigint") ws.close(1008, `app cannot take more: ${sent.reason}`)
     })
     ws.on("close", () => {
+      // Its pushes cannot be answered any more (the apps' requests time out as before).
+      for (const [id, w] of extWaiting) if (w.channel === channel.id) extWaiting.delete(id)
       if (channels.delete(channel.id)) toApp(channel, { WebSocketClose: channel.id })
     })
     ws.on("error", () => ws.terminate())
@@ -118,16 +126,19 @@ export const makeWebSockets = (g: Gateway) => {
     }
     const data = (value as { WebSocketExtPushData?: { id?: unknown; kinode_message_type?: unknown; blob?: unknown } } | null)
       ?.WebSocketExtPushData
-    if (data === undefined || (typeof data.id !== "number" && typeof data.id !== "bigint")) return false
+    // An id that is no integer (1.5, NaN) is not the extension form: BigInt() would throw it at the node.
+    if (data === undefined || (typeof data.id !== "bigint" && !Number.isSafeInteger(data.id))) return false
     const blobBytes = data.blob instanceof Uint8Array ? data.blob : Array.isArray(data.blob) ? Uint8Array.from(data.blob as Array<number>) : undefined
     if (blobBytes === undefined) return false
     const body = Json.toBytes({ WebSocketPush: { channel_id: channel.id, message_type: "Binary" } })
     const blob = { mime: "application/octet-stream", bytes: blobBytes }
     if (data.kinode_message_type === "Response") {
-      const waiting = extWaiting.get(BigInt(data.id))
-      if (waiting === undefined) return true
-      extWaiting.delete(BigInt(data.id))
-      g.ctx.reply(waiting, response({ body }), blob)
+      // Only the channel the push went to may answer it (ids are sequential, so guessable).
+      const id = BigInt(data.id as number | bigint)
+      const waiting = extWaiting.get(id)
+      if (waiting === undefined || waiting.channel !== channel.id) return true
+      extWaiting.delete(id)
+      g.ctx.reply(waiting.km, response({ body }), blob)
       return true
     }
     if (data.kinode_message_type !== "Request") return false
@@ -191,7 +202,7 @@ export const makeWebSockets = (g: Gateway) => {
     if (c === undefined) return "WsChannelNotFound"
     if (km.blob === undefined) return "NoBlob"
     const frame = packr.pack({ WebSocketExtPushData: { id: km.id, kinode_message_type: desired, blob: km.blob.bytes } })
-    if (desired === "Response" && km.message._tag === "Request" && km.message.expectsResponse !== undefined) extWaiting.set(km.id, km)
+    if (desired === "Response" && km.message._tag === "Request" && km.message.expectsResponse !== undefined) extWaiting.set(km.id, { km, channel: id })
     sendFrame(c, frame, true)
     return undefined
   }
@@ -215,7 +226,8 @@ export const makeWebSockets = (g: Gateway) => {
   }
 
   const closeAll = () => {
-    for (const c of channels.values()) c.socket.terminate()
+    // Closing ones too: a client that never answers a close would hold the shutdown 30 s.
+    for (const socket of server.clients) socket.terminate()
     channels.clear()
     server.close()
   }

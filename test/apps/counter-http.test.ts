@@ -6,7 +6,8 @@
  * `/updates`, each awaiting `{"Ok": null}`, and adds its homepage tile; then it answers
  * `{Http}` requests with an `HttpResponse` body and the HTTP body as blob, greets a new
  * WebSocket channel with the count, applies text frames, and pushes every change
- * (also those from other processes) to the open channels until they close.
+ * (also those from other processes) to the open channels until they close. Counter
+ * requests from http-server (the RPC path) are answered as counter requests.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
@@ -148,5 +149,9 @@ describe("counter over http-server", () => {
       assert.deepStrictEqual(yield* askJson(api, C, "\"Get\""), { count: 5 })
       const none = yield* next(server, 0.5)
       assert.strictEqual(none._tag, "None")
+      // RPC (`POST /rpc:distro:sys/message`) also comes from http-server: a counter
+      // request, not an HTTP one, answered as from any other process.
+      const rpc = yield* server.sendAndAwaitEffect(counter, request({ body: Json.toBytes({ Add: 1 }), expectsResponse: 5n }))
+      assert.deepStrictEqual("message" in rpc ? JSON.parse(utf8.decode(rpc.message.body)) : rpc, { count: 6 })
     }).pipe(Effect.provide(appNode().layer), Effect.scoped), 120_000)
 })

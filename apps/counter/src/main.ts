@@ -1,7 +1,8 @@
 /**
  * counter: keeps a count in its process state, so it survives restarts of the process
- * and of the node. Requests (JSON): `{"Add": n}`, `"Get"`, `"Reset"`; every answer is
- * `{"count": n}`, sent after the new count is stored.
+ * and of the node. Requests (JSON): `{"Add": n}`, `"Get"`, `"Reset"`, from processes or
+ * local tools (`POST /rpc:distro:sys/message`, which http-server delivers); every answer
+ * is `{"count": n}`, sent after the new count is stored.
  *
  * It also has a web UI (`pkg/ui/index.html`, at `/counter:counter:sys/` behind the
  * node's login) and a homepage tile. The page talks over a WebSocket at
@@ -52,8 +53,20 @@ export function init(our: string): void {
     channels.pushAll(UPDATES, "Text", { json: { count } })
   }
 
-  const fromHttpServer = (body: Uint8Array): void => {
-    const r = http.parseRequest(body)
+  /**
+   * A request from http-server as HTTP or WebSocket traffic; undefined for anything else,
+   * such as a counter request sent with `POST /rpc:distro:sys/message` (also from http-server).
+   */
+  const serverRequest = (body: Uint8Array): http.ServerRequest | undefined => {
+    try {
+      return http.parseRequest(body)
+    } catch (e) {
+      if (e instanceof BadBody) return undefined
+      throw e
+    }
+  }
+
+  const fromHttpServer = (r: http.ServerRequest): void => {
     if (channels.track(r)) {
       if (r.kind === "ws-open") http.wsPush(r.channelId, "Text", { json: { count } })
       return
@@ -78,8 +91,9 @@ export function init(our: string): void {
     const m = awaitMessage()
     if (m.kind !== "request") continue
     try {
-      if (http.isHttpServer(m.source)) {
-        fromHttpServer(m.request.body)
+      const r = http.isHttpServer(m.source) ? serverRequest(m.request.body) : undefined
+      if (r !== undefined) {
+        fromHttpServer(r)
         continue
       }
       apply(decode(m.request.body))

@@ -8,7 +8,7 @@
  * `--flag=value`, short options, unknown flags refused).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Effect, Layer } from "effect"
+import { Cause, Effect, Exit, Layer, Runtime } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as net from "node:net"
@@ -417,5 +417,13 @@ export const main = (argv: ReadonlyArray<string>) => {
       })
     )
   )
-  NodeRuntime.runMain(Effect.scoped(program), { disableErrorReporting: false })
+  NodeRuntime.runMain(Effect.scoped(program), { disableErrorReporting: false, teardown: stoppedBySignalIsOk })
 }
+
+/**
+ * Ctrl-C and SIGTERM interrupt the program, and the node shuts down as on Ctrl-D: exit 0,
+ * not Effect's 130 for an interrupted main, which supervisors and scripts read as a
+ * failure. A finalizer that fails while stopping still makes the exit nonzero.
+ */
+const stoppedBySignalIsOk: Runtime.Teardown = (exit, onExit) =>
+  Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)

@@ -110,6 +110,23 @@ export const checkKimapSafe = (pid: ProcessId): Result.Result<ProcessId, Address
 
 export const isKimapSafeNode = (node: string): boolean => nodeName.test(node)
 
+const legacyName = /^[a-z0-9_-]+$/
+
+/**
+ * Legacy safety: names Kinode accepted before Kimap (v0.5 to v0.8), when packages were
+ * called `app_store` and `kns_indexer`: process and package names may also hold `_`;
+ * the publisher is checked as a node name. Accepted only for processes of installed
+ * packages (the installer, their spawned children, the stored process map); everything
+ * else (InitializeProcess, frames from other nodes) stays Kimap-safe.
+ */
+export const checkLegacySafe = (pid: ProcessId): Result.Result<ProcessId, AddressParseError> => {
+  const input = pid.toString()
+  if (!legacyName.test(pid.processName)) return fail(input, "ProcessNameNotKimapSafe")
+  if (!legacyName.test(pid.packageName)) return fail(input, "PackageNameNotKimapSafe")
+  if (!nodeName.test(pid.publisherNode)) return fail(input, "PublisherNodeNotKimapSafe")
+  return Result.succeed(pid)
+}
+
 const stringForm = <C extends new(...args: never) => { toString(): string }>(
   parse: (s: string) => Result.Result<InstanceType<C>, AddressParseError>,
   cls: C

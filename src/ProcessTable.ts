@@ -23,7 +23,7 @@ import { Cause, Clock, Effect, Exit, FiberMap, Result, Schema } from "effect"
 import { messagingCap } from "./Capabilities.ts"
 import { normalizeVfsPath } from "./DriveAccess.ts"
 import type { GrantStore } from "./GrantStore.ts"
-import { type Address, checkKimapSafe, localAddress, parseProcessId, pid, type ProcessId } from "./Ids.ts"
+import { type Address, checkKimapSafe, checkLegacySafe, localAddress, parseProcessId, pid, type ProcessId } from "./Ids.ts"
 import type { KernelStore, ProcessRecord } from "./KernelStore.ts"
 import { Mailbox, type QueuedBytes } from "./Mailbox.ts"
 import type { Capability, OnExit } from "./Message.ts"
@@ -59,6 +59,8 @@ export interface InitSpec {
   readonly capabilities: ReadonlyArray<Capability>
   /** Code bytes (InitializeProcess's blob); needed for anything but `native:` handles. */
   readonly bytes: Uint8Array | undefined
+  /** Accept legacy names (`_` in process and package names, `checkLegacySafe`): the package installer. */
+  readonly legacyNames?: boolean | undefined
 }
 
 /** `stopped`: restarted too often, no longer run; `paused`: not started because of safe mode. */
@@ -229,7 +231,9 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
     const register = (spec: InitSpec, parent?: Live) =>
       Effect.gen(function*() {
         const id = spec.id.toString()
-        if (Result.isFailure(checkKimapSafe(spec.id))) return yield* new InitializeFailed({ id, reason: "NotKimapSafe" })
+        if (Result.isFailure((spec.legacyNames === true ? checkLegacySafe : checkKimapSafe)(spec.id))) {
+          return yield* new InitializeFailed({ id, reason: "NotKimapSafe" })
+        }
         if (processes.has(id)) return yield* new InitializeFailed({ id, reason: "NameTaken" })
         if (spec.bytes === undefined && spec.handle === "") return yield* new InitializeFailed({ id, reason: "NoCode" })
         const record: ProcessRecord = {
@@ -464,7 +468,9 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
           capabilities: [...requested, messagingCap(node, parentKey)],
           // The loader reads the component from the drive itself: apps can be larger than
           // a message (componentize-js output is ~12 MB, the limit is 10 MiB).
-          bytes: undefined
+          bytes: undefined,
+          // A process of a legacy-named package (installed as such) spawns under the same rule.
+          legacyNames: Result.isFailure(checkKimapSafe(parentId))
         }, parentLive))
         if (Result.isFailure(registered)) {
           if (registered.failure.reason === "NotKimapSafe") {
@@ -534,7 +540,8 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
       const started: Array<string> = []
       for (const record of loaded.records) {
         const parsed = parseProcessId(record.id)
-        if (Result.isFailure(parsed) || Result.isFailure(checkKimapSafe(parsed.success)) || processes.has(record.id)) {
+        // Legacy names could only have been stored by the package installer.
+        if (Result.isFailure(parsed) || Result.isFailure(checkLegacySafe(parsed.success)) || processes.has(record.id)) {
           print(0, "kernel", `skipping stored process ${record.id}`)
           continue
         }

@@ -213,6 +213,9 @@ export const describeError = (e: UploadError | InstallError | NotInstalled | Vfs
     PackageFileInvalid: (x) => `${x.file} is invalid ${field(x.field)}: ${x.issue}.`,
     PathEscapes: (x) => `The path ${x.path} would land outside the package's drive.`,
     VfsFailed: (x) => `Writing files failed (vfs ${x.action} ${x.path}: ${x.reply}).`,
-    ProcessFailed: (x) => `The process ${x.process} could not ${x.step === "run" ? "start" : "be created"}: ${x.reason}.`,
+    ProcessFailed: (x) =>
+      x.step === "init"
+        ? `The process ${x.process} did not start: ${x.reason}.`
+        : `The process ${x.process} could not ${x.step === "run" ? "start" : "be created"}: ${x.reason}.`,
     NotInstalled: (x) => `${x.package} is not installed.`
   })

@@ -18,10 +18,8 @@
 import { Clock, Effect, Option, Result, type Semaphore } from "effect"
 import { timingSafeEqual } from "node:crypto"
 import type { Identity } from "../../src/Identity.ts"
-import { localAddress } from "../../src/Ids.ts"
 import * as Json from "../../src/Json.ts"
 import type { Kernel, ProcessInfo } from "../../src/Kernel.ts"
-import { request } from "../../src/Message.ts"
 import type { HttpServer } from "../http-server/index.ts"
 import type { NetStatus } from "../net/index.ts"
 import { type PackageId, packageText, type Packages } from "../packages/index.ts"
@@ -93,19 +91,11 @@ export interface SiteDeps {
 
 export const makeSite = (d: SiteDeps) => {
   const { node, kernel, packages, entries, uploads } = d
-  const vfs = localAddress(node, "vfs:distro:sys")
   const csrfBytes = Buffer.from(d.csrf)
   const exists = (id: string) => kernel.info(id) !== undefined
 
-  /** Whether `package:publisher` has a manifest in its pkg drive (a stat, not a hash of the zip). */
-  const isInstalled = (pkg: string) =>
-    kernel.call(vfs, request({ body: Json.toBytes({ path: `/${pkg}/pkg/manifest.json`, action: "Metadata" }), expectsResponse: 5n })).pipe(
-      Effect.map((r) => {
-        const body = Json.parseBody(r.message.body)
-        return Result.isSuccess(body) && typeof body.success === "object" && body.success !== null && "Metadata" in body.success
-      }),
-      Effect.catch(() => Effect.succeed(false))
-    )
+  /** Whether `package:publisher` is installed. */
+  const isInstalled = (pkg: string) => Effect.map(packages.installed(), (list) => list.some((p) => p.package === pkg))
 
   /** The processes of a package (not runtime modules or sessions), by `package:publisher`. */
   const byPackage = (): Map<string, Array<ProcessInfo>> => {
@@ -132,16 +122,15 @@ export const makeSite = (d: SiteDeps) => {
 
   const home = Effect.gen(function*() {
     const tiles = entries.list(exists)
-    const groups = byPackage()
-    const installed = yield* Effect.filter([...groups.keys()].sort(), isInstalled, { concurrency: "unbounded" })
+    const installed = yield* packages.installed()
     // A process's UI root: the path it bound as "/" (stored as `/<process id>`).
     const roots = new Set(d.server.httpBindings().filter((b) => b.path === `/${b.process}`).map((b) => b.process))
     const rows: Array<PackageRow> = installed.map((pkg) => {
-      const processes = [...groups.get(pkg)!].sort((a, b) => a.id.localeCompare(b.id))
-      const ids = new Set(processes.map((p) => p.id))
+      const processes = pkg.processes.flatMap((id) => kernel.info(id) ?? [])
+      const ids = new Set(pkg.processes)
       const tilePath = tiles.find((t) => ids.has(t.id) && t.path !== undefined)?.path
       const root = processes.find((p) => roots.has(p.id))
-      return { id: pkg, processes, ui: tilePath ?? (root === undefined ? undefined : `/${root.id}`) }
+      return { id: pkg.package, processes, ui: tilePath ?? (root === undefined ? undefined : `/${root.id}`) }
     })
     return page(200, homePage({
       node,

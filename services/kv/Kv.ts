@@ -52,7 +52,8 @@ export const MAX_LMDB_KEY = 1978
 /** Open transactions across all databases; beyond it `BeginTx` is refused, not buffered forever. */
 export const MAX_OPEN_TXS = 10_000
 
-const kimapName = /^[a-z0-9-]+$/
+/** Package names: Kimap-safe, or legacy (`app_store`: installed packages from before Kimap, src/Ids.ts `checkLegacySafe`). */
+const kimapName = /^[a-z0-9_-]+$/
 const kimapNode = /^[a-z0-9.-]+$/
 
 /** Unknown object keys are ignored, as serde does for structs. */

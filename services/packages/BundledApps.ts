@@ -1,14 +1,17 @@
 /**
- * Bundled apps: every `apps/dist/<name>.zip` is installed as `<name>:sys` on first
- * boot, and re-installed when its SHA-256 differs from the installed copy's, so an
- * unchanged node boots without re-initializing anything. Call after `kernel.boot`:
+ * Bundled apps: the packages this node ships, `BUNDLED_APPS` (echo, counter, spawner),
+ * each built by `npm run build:apps` into `apps/dist/<name>.zip` and installed as
+ * `<name>:sys` on first boot, and re-installed when its SHA-256 differs from the
+ * installed copy's, so an unchanged node boots without re-initializing anything. Other
+ * zips in `apps/dist/` are not installed (install them with `install <zip>` or
+ * `--install <zip>`). Call after `kernel.boot`:
  *
  *   yield* kernel.boot
  *   yield* installBundled()            // Effect<BundledReport, never, Packages>
  *
  * with `Packages.layer` (needs `Kernel` and the vfs service) in the
- * node's layer. A package that fails to install is reported and skipped; it never
- * stops the boot.
+ * node's layer. A package that fails to install (or whose zip is missing) is reported
+ * and skipped; it never stops the boot.
  */
 import { Effect } from "effect"
 import * as fs from "node:fs"
@@ -17,6 +20,7 @@ import { fileURLToPath } from "node:url"
 import { Home } from "../../src/Home.ts"
 import { Printout } from "../../src/Printout.ts"
 import { makeFileDigests } from "../program-loader/index.ts"
+import { describeInstallError } from "./Describe.ts"
 import { Packages, sha256Hex } from "./Packages.ts"
 
 /** `apps/dist` of this checkout (also right from `dist/` after `npm run build`). */
@@ -36,7 +40,12 @@ export interface BundledReport {
   readonly failed: ReadonlyArray<{ readonly package: string; readonly error: string }>
 }
 
-export const installBundled = (options: { readonly dir?: string; readonly publisher?: string } = {}) =>
+/** The apps the node ships, installed as `<name>:sys` from `apps/dist/<name>.zip`. */
+export const BUNDLED_APPS: ReadonlyArray<string> = ["echo", "counter", "spawner"]
+
+export const installBundled = (
+  options: { readonly dir?: string; readonly publisher?: string; readonly apps?: ReadonlyArray<string> } = {}
+) =>
   Effect.gen(function*() {
     const packages = yield* Packages
     const printout = yield* Effect.serviceOption(Printout)
@@ -45,14 +54,18 @@ export const installBundled = (options: { readonly dir?: string; readonly publis
     const digests = home._tag === "Some" ? makeFileDigests(path.join(home.value.path, ".cache", "bundle-digests.json")) : undefined
     const dir = options.dir ?? defaultBundleDir()
     const publisher = options.publisher ?? "sys"
-    const zips = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".zip")).sort() : []
     const installed: Array<string> = []
     const unchanged: Array<string> = []
     const failed: Array<{ package: string; error: string }> = []
-    for (const file of zips) {
-      const pkg = { package: file.slice(0, -".zip".length), publisher }
+    for (const app of options.apps ?? BUNDLED_APPS) {
+      const pkg = { package: app, publisher }
       const name = `${pkg.package}:${pkg.publisher}`
-      const zipPath = path.join(dir, file)
+      const zipPath = path.join(dir, `${app}.zip`)
+      if (!fs.existsSync(zipPath)) {
+        failed.push({ package: name, error: `missing ${zipPath}` })
+        if (printout._tag === "Some") printout.value.print(0, "packages", `cannot install bundled ${name}: ${zipPath} is missing (npm run build:apps builds it)`)
+        continue
+      }
       const digest = digests === undefined
         ? { hash: sha256Hex(new Uint8Array(fs.readFileSync(zipPath))), bytes: undefined }
         : digests.of(zipPath)
@@ -65,7 +78,7 @@ export const installBundled = (options: { readonly dir?: string; readonly publis
       if (r._tag === "Success") installed.push(name)
       else {
         failed.push({ package: name, error: `${r.failure._tag}: ${JSON.stringify(r.failure)}` })
-        if (printout._tag === "Some") printout.value.print(0, "packages", `cannot install bundled ${name}: ${r.failure._tag} ${JSON.stringify(r.failure)}`)
+        if (printout._tag === "Some") printout.value.print(0, "packages", `cannot install bundled ${name}: ${describeInstallError(r.failure)}`)
       }
     }
     return { installed, unchanged, failed } satisfies BundledReport

@@ -1,7 +1,20 @@
 /**
- * `pkg/manifest.json` (kinode-semantics §7) as a Schema, and the typed errors of a
- * package that cannot be installed. Every check that names a field reports it as a
- * JSON path such as `[0].request_capabilities[1]`.
+ * `pkg/manifest.json`, `scripts.json` and `metadata.json` (kinode-semantics §7) as
+ * Schemas, and the typed errors of a package that cannot be installed. Every check that
+ * names a field reports it as a JSON path such as `[0].request_capabilities[1]`.
+ *
+ * Both formats of Kinode's history are read unmodified:
+ * - **current** (Kinode 0.6 and later): `metadata.json` in the ERC-721 form
+ *   `{name?, description?, ..., properties: {package_name, publisher, current_version,
+ *   mirrors, code_hashes, wit_version?, ...}}`, snake_case `scripts.json`;
+ * - **older** (Kinode 0.5, `kinode_process_lib` 0.5): `metadata.json` inside the zip as
+ *   `{package, publisher, version: [major, minor, patch], wit_version?, description?,
+ *   website?}`; `scripts.json` with camelCase keys (`requestNetworking`,
+ *   `requestCapabilities`, `grantCapabilities`; `witVersion` too); manifest entries
+ *   without `request_capabilities` / `grant_capabilities` (then none).
+ * A `wit_version` of the form `[major, minor, patch]` (Kinode 0.5 to 0.8) names no
+ * process world and Kinode's installers of that time ignored it: it is read as absent
+ * (the loader tells the world from the component's imports anyway).
  */
 import { Result, Schema, SchemaIssue } from "effect"
 
@@ -31,8 +44,10 @@ export const ManifestEntry = Schema.Struct({
   process_wasm_path: Schema.String,
   on_exit: ManifestOnExit,
   request_networking: Schema.Boolean,
-  request_capabilities: Schema.Array(CapabilityRequest),
-  grant_capabilities: Schema.Array(CapabilityRequest),
+  /** Absent or null (Kinode 0.5's `Option`): none. */
+  request_capabilities: Schema.optionalKey(Schema.NullOr(Schema.Array(CapabilityRequest))),
+  /** Absent or null (Kinode 0.5's `Option`): none. */
+  grant_capabilities: Schema.optionalKey(Schema.NullOr(Schema.Array(CapabilityRequest))),
   public: Schema.Boolean
 })
 export type ManifestEntry = typeof ManifestEntry.Type
@@ -52,9 +67,38 @@ export const ScriptEntry = Schema.Struct({
 export const Scripts = Schema.Record(Schema.String, ScriptEntry)
 export type Scripts = typeof Scripts.Type
 
+/** camelCase keys of Kinode 0.5's `scripts.json` (`#[serde(rename_all = "camelCase")]`), by their snake_case name. */
+const SCRIPT_KEYS: ReadonlyArray<readonly [camel: string, snake: string]> = [
+  ["requestNetworking", "request_networking"],
+  ["requestCapabilities", "request_capabilities"],
+  ["grantCapabilities", "grant_capabilities"],
+  ["witVersion", "wit_version"]
+]
+
+/** A `scripts.json` value with each entry's camelCase keys renamed to snake_case (a snake_case key present wins). */
+const snakeScripts = (raw: unknown): unknown => {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return raw
+  const out: Record<string, unknown> = {}
+  for (const [name, entry] of Object.entries(raw)) {
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+      out[name] = entry
+      continue
+    }
+    const e: Record<string, unknown> = { ...entry }
+    for (const [camel, snake] of SCRIPT_KEYS) {
+      if (camel in e) {
+        if (!(snake in e)) e[snake] = e[camel]
+        delete e[camel]
+      }
+    }
+    out[name] = e
+  }
+  return out
+}
+
 const OptionalText = Schema.optionalKey(Schema.NullOr(Schema.String))
 
-/** `metadata.json` (ERC-721 style, kinode-semantics §7). */
+/** `metadata.json` (ERC-721 style, kinode-semantics §7), as the installer uses it (both forms read into it). */
 export const Metadata = Schema.Struct({
   name: OptionalText,
   description: OptionalText,
@@ -75,6 +119,46 @@ export const Metadata = Schema.Struct({
   })
 })
 export type Metadata = typeof Metadata.Type
+
+const Natural = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+/** `[major, minor, patch]`: a `wit_version` (or `version`) of Kinode 0.5 to 0.8. */
+const Triple = Schema.Tuple([Natural, Natural, Natural])
+
+/** The current form as a file may hold it: `wit_version` a number, or a triple (0.6 to 0.8). */
+const MetadataFile = Schema.Struct({
+  ...Metadata.fields,
+  properties: Schema.Struct({
+    ...Metadata.fields.properties.fields,
+    wit_version: Schema.optionalKey(Schema.NullOr(Schema.Union([Natural, Triple])))
+  })
+})
+
+/** The older form (Kinode 0.5, `PackageMetadata` of `kinode_process_lib` 0.5), inside the zip. */
+export const LegacyMetadata = Schema.Struct({
+  package: Schema.String,
+  publisher: Schema.String,
+  version: Schema.Union([Triple, Schema.String]),
+  wit_version: Schema.optionalKey(Schema.NullOr(Schema.Union([Natural, Triple]))),
+  description: OptionalText,
+  website: OptionalText
+})
+export type LegacyMetadata = typeof LegacyMetadata.Type
+
+const witNumber = (w: number | ReadonlyArray<number> | null | undefined) => (typeof w === "number" ? { wit_version: w } : {})
+
+/** The older form in the current one: package and publisher, the version as `a.b.c`, no mirrors or hashes. */
+const fromLegacy = (m: LegacyMetadata): Metadata => ({
+  ...(m.description === undefined ? {} : { description: m.description }),
+  ...(m.website === undefined ? {} : { external_url: m.website }),
+  properties: {
+    package_name: m.package,
+    publisher: m.publisher,
+    current_version: typeof m.version === "string" ? m.version : m.version.join("."),
+    mirrors: [],
+    code_hashes: {},
+    ...witNumber(m.wit_version)
+  }
+})
 
 /** `package:publisher`. */
 export const PackageId = Schema.Struct({ package: Schema.String, publisher: Schema.String })
@@ -143,7 +227,8 @@ export class VfsFailed extends Schema.TaggedError<VfsFailed>()("VfsFailed", {
 export class ProcessFailed extends Schema.TaggedError<ProcessFailed>()("ProcessFailed", {
   package: Schema.String,
   process: Schema.String,
-  step: Schema.Literals(["initialize", "run"]),
+  /** `init`: it crashed or ended while the install watched its start (`InstallOptions.watchMs`). */
+  step: Schema.Literals(["initialize", "run", "init"]),
   reason: Schema.String
 }) {}
 
@@ -179,8 +264,20 @@ export const fieldPath = (path: ReadonlyArray<unknown>): string =>
   }).join("").replace(/^\./, "")
 
 const decodeManifest = Schema.decodeUnknownResult(Manifest)
-const decodeScripts = Schema.decodeUnknownResult(Scripts)
-const decodeMetadata = Schema.decodeUnknownResult(Metadata)
+const decodeScriptsStrict = Schema.decodeUnknownResult(Scripts)
+const decodeScripts = (u: unknown) => decodeScriptsStrict(snakeScripts(u))
+const decodeMetadataFile = Schema.decodeUnknownResult(MetadataFile)
+const decodeLegacyMetadata = Schema.decodeUnknownResult(LegacyMetadata)
+
+/** Either form of `metadata.json`: the older one when it has `package` and no `properties`. */
+const decodeMetadata = (u: unknown): Result.Result<Metadata, { readonly issue: SchemaIssue.Issue }> => {
+  const legacy = typeof u === "object" && u !== null && "package" in u && !("properties" in u)
+  if (legacy) return Result.map(decodeLegacyMetadata(u), fromLegacy)
+  return Result.map(decodeMetadataFile(u), (m) => {
+    const { wit_version, ...properties } = m.properties
+    return { ...m, properties: { ...properties, ...witNumber(wit_version) } }
+  })
+}
 
 /** The first issue of a schema failure: its JSON path and message. */
 export const firstIssue = (issue: SchemaIssue.Issue): { readonly field: string; readonly issue: string } => {

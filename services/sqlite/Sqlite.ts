@@ -33,7 +33,8 @@ export const MAX_OPEN_TXS = 10_000
 export const MAX_TX_STATEMENTS = 100_000
 const MAX_IN_FLIGHT = 4096
 
-const kimapName = /^[a-z0-9-]+$/
+/** Package names: Kimap-safe, or legacy (`app_store`: installed packages from before Kimap, src/Ids.ts `checkLegacySafe`). */
+const kimapName = /^[a-z0-9_-]+$/
 const kimapNode = /^[a-z0-9.-]+$/
 const I64_MIN = -(2n ** 63n)
 const I64_MAX = 2n ** 63n - 1n

@@ -14,7 +14,8 @@ import * as path from "node:path"
 export const MAX_PATH_BYTES = 4096
 export const MAX_NAME_BYTES = 255
 
-const kimapName = /^[a-z0-9-]+$/
+/** Package names: Kimap-safe, or legacy (`app_store`: installed packages from before Kimap, src/Ids.ts `checkLegacySafe`). */
+const kimapName = /^[a-z0-9_-]+$/
 const kimapNode = /^[a-z0-9.-]+$/
 
 /** A request path inside the vfs. `segments` are relative to the disk root. */

@@ -8,7 +8,7 @@
  * `--flag=value`, short options, unknown flags refused).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, Effect, Exit, Layer, Runtime } from "effect"
+import { Cause, Effect, Exit, Layer, Runtime, Schema } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as net from "node:net"
@@ -23,7 +23,9 @@ import { HttpServer } from "../services/http-server/index.ts"
 import { ChainIdentity, decodeKeyfile, describeLoginFailure, keyfilePath, login, publicKeyHex } from "../services/identity/index.ts"
 import { KnsIndexer } from "../services/kns-indexer/index.ts"
 import type { ListenFailed } from "../services/net/index.ts"
-import { installBundled } from "../services/packages/index.ts"
+import {
+  describeInstalled, describeInstallError, INIT_WATCH_MS, installBundled, type PackageId, Packages, packageText, planPackage, readPackageFile
+} from "../services/packages/index.ts"
 import { ask, readLoop } from "../services/terminal/index.ts"
 import { NodeLive } from "./NodeLive.ts"
 
@@ -50,6 +52,8 @@ const USAGE = `usage: node dist/main.js --home <dir> [options]
   --bind <addr>           HTTP listen address (default 127.0.0.1; 0.0.0.0 serves every interface)
   --http-allow <h[:p],..> restrict http-client: apps may reach only these hosts (default: any host)
   --safe-mode             boot with stored processes not started (top lists them as paused; kill or RunProcess them)
+  --install <zip>         after the bundled apps, install (or upgrade) this package, granting every capability it
+                          asks for; repeatable; a zip that is not a package stops the boot first (exit 2)
   -v, --verbosity <n>     0-3, terminal verbosity (default 0)
   --detached              run without the terminal (stop with SIGTERM/SIGINT)
   -h, --help              this text
@@ -82,6 +86,8 @@ export interface Flags {
   readonly httpPort: number
   readonly httpBind: string
   readonly httpAllow: ReadonlyArray<string> | undefined
+  /** `--install`: package zips to install after the bundled apps, in order. */
+  readonly install: ReadonlyArray<string>
 }
 
 const port = (text: string | undefined, flag: string): number | string | undefined => {
@@ -120,6 +126,7 @@ export const parseFlags = (argv: ReadonlyArray<string>): Flags | string => {
         port: { type: "string" },
         bind: { type: "string" },
         "http-allow": { type: "string" },
+        install: { type: "string", multiple: true },
         help: { type: "boolean", short: "h" }
       }
     })
@@ -164,6 +171,8 @@ export const parseFlags = (argv: ReadonlyArray<string>): Flags | string => {
     const checked = AllowList.parse(httpAllow)
     if (checked._tag === "Failure") return `--http-allow: ${checked.failure}`
   }
+  const install = v.install ?? []
+  if (install.length > 0 && v["safe-mode"] === true) return `--install goes without --safe-mode (safe mode starts no package)`
   const routers = v.routers === undefined ? undefined : v.routers.split(",").map((r) => r.trim()).filter((r) => r !== "")
   return {
     home: v.home,
@@ -187,7 +196,8 @@ export const parseFlags = (argv: ReadonlyArray<string>): Flags | string => {
     safeMode: v["safe-mode"] === true,
     httpPort: httpPort ?? 8080,
     httpBind,
-    httpAllow
+    httpAllow,
+    install
   }
 }
 
@@ -211,8 +221,50 @@ const askName = ask("node name to register", {
   missing: "node name"
 })
 
+/** An `--install` zip that cannot be installed, found before the home is touched. */
+class InstallFlagRefused extends Schema.TaggedError<InstallFlagRefused>()("InstallFlagRefused", {
+  file: Schema.String,
+  reason: Schema.String
+}) {}
+
+interface ToInstall {
+  readonly file: string
+  readonly pkg: PackageId
+  readonly zip: Uint8Array
+}
+
+/**
+ * Reads and checks every `--install` zip before anything else happens: a file that is
+ * missing or not a package fails the boot (exit 2) with one line, so a script learns
+ * it before a node starts. What only the running node can tell (a process that crashes
+ * at start, a name a runtime module holds) is a printed refusal after boot.
+ */
+const checkInstalls = (files: ReadonlyArray<string>) =>
+  Effect.forEach(files, (file) =>
+    Effect.gen(function*() {
+      const { pkg, zip } = yield* readPackageFile(file)
+      yield* planPackage({ node: "our", isRuntime: () => false }, pkg, zip)
+      return { file, pkg, zip } satisfies ToInstall
+    }).pipe(Effect.mapError((e) => new InstallFlagRefused({ file, reason: describeInstallError(e) }))))
+
+/** Installs the `--install` zips after boot, each granted everything it asks for; prints what each did. */
+const installFlagged = (list: ReadonlyArray<ToInstall>) =>
+  Effect.gen(function*() {
+    if (list.length === 0) return
+    const packages = yield* Packages
+    const kernel = yield* Kernel
+    const printout = yield* Printout
+    for (const { file, pkg, zip } of list) {
+      const r = yield* Effect.result(packages.install(pkg, zip, { watchMs: INIT_WATCH_MS }))
+      printout.print(0, "packages", r._tag === "Success"
+        ? describeInstalled(kernel.node, r.success)
+        : `--install ${file}: ${packageText(pkg)} not installed: ${describeInstallError(r.failure)}`)
+    }
+  })
+
 const exitCodeOf = (e: unknown): number => {
   switch ((e as { _tag?: string })._tag) {
+    case "InstallFlagRefused":
     case "NoTerminal":
     case "NameRequired":
     case "InvalidNodeName":
@@ -269,6 +321,7 @@ type Phases = ReturnType<typeof makePhases>
 
 /** The one line for a failed boot: login's reasons, and the network's. */
 const describeFailure = (e: unknown): string => {
+  if (e instanceof InstallFlagRefused) return `--install ${e.file}: ${e.reason}`
   const home = describeHomeFailure(e)
   if (home !== undefined) return home
   if ((e as { _tag?: string })._tag === "HttpListenFailed") {
@@ -297,7 +350,7 @@ const webLogin = (home: string) => (passwordHash: string) =>
     )
   )
 
-const runNode = (flags: Flags, phases: Phases, chainExit: Effect.Effect<ChainExit> | undefined) =>
+const runNode = (flags: Flags, phases: Phases, chainExit: Effect.Effect<ChainExit> | undefined, toInstall: ReadonlyArray<ToInstall>) =>
   Effect.gen(function*() {
     const kernel = yield* Kernel
     const printout = yield* Printout
@@ -316,6 +369,7 @@ const runNode = (flags: Flags, phases: Phases, chainExit: Effect.Effect<ChainExi
     const bundled = flags.safeMode ? { installed: [] } : yield* installBundled()
     phases.mark("apps")
     if (bundled.installed.length > 0) printout.print(1, "kernel", `installed bundled apps: ${bundled.installed.join(", ")}`)
+    yield* installFlagged(toInstall)
     const http = yield* HttpServer
     printout.print(0, "kernel", `kinode-ts node ${kernel.node} booted (home ${flags.home}); ${kernel.processes().length} processes`)
     printout.print(0, "kernel", `open ${http.url} in a browser and log in with your password` +
@@ -339,6 +393,8 @@ export const main = (argv: ReadonlyArray<string>) => {
   const phases = makePhases()
   phases.mark("start")
   const program = Effect.gen(function*() {
+    // `--install` zips are read and checked first: a bad one touches nothing.
+    const toInstall = yield* checkInstalls(flags.install)
     // Before anything touches the home: created and writable, locked to this node, its
     // process map checked before LMDB maps it (services/home).
     const opened = yield* openHome(flags.home, { newProcessMap: flags.newProcessMap })
@@ -394,7 +450,7 @@ export const main = (argv: ReadonlyArray<string>) => {
         ? `net: listening on ${reach.ip}:${reach.tcpPort} (tcp)`
         : `net: reached through ${reach.routers.join(", ")}`)
     }
-    yield* runNode(flags, phases, anvil?.exited).pipe(
+    yield* runNode(flags, phases, anvil?.exited, toInstall).pipe(
       Effect.scoped,
       Effect.provide(Layer.fresh(NodeLive({
         home,

@@ -1,6 +1,7 @@
 /**
  * A whole node on real parts: home directory, LMDB, identity, kernel, the storage
- * modules, the net seam, packages, the terminal. `layers/Cli.ts` runs it.
+ * modules, the net seam, packages (the installer, the app store module, the terminal's
+ * package commands), the terminal. `layers/Cli.ts` runs it.
  */
 import { Effect, Layer } from "effect"
 import { Home } from "../src/Home.ts"
@@ -14,9 +15,10 @@ import { prepareHomeDir } from "../services/home/index.ts"
 import { KernelStoreLmdb } from "../services/kernel-store/KernelStoreLmdb.ts"
 import { Lmdb } from "../services/lmdb/Lmdb.ts"
 import { NetLibp2p, NetModule, NetOfflineModule, NetOfflinePort, type NetOptions } from "../services/net/index.ts"
-import { Packages } from "../services/packages/index.ts"
+import { AppStore, Packages } from "../services/packages/index.ts"
 import { BuiltinPrograms, ProgramLoaderFs } from "../services/program-loader/index.ts"
 import { Terminal, TerminalPrintout } from "../services/terminal/index.ts"
+import { PackageCommands } from "../services/terminal/PackageCommands.ts"
 import { VfsDriveAccess } from "../services/vfs/index.ts"
 import { KernelLive } from "./KernelLive.ts"
 import { StorageLive } from "./Storage.ts"
@@ -46,7 +48,7 @@ export const NodeLive = (options: NodeOptions) => {
   const net = options.net === undefined
     ? { port: NetOfflinePort, module: NetOfflineModule }
     : { port: NetLibp2p(options.net), module: NetModule }
-  return Homepage.layer.pipe(
+  return Layer.mergeAll(Homepage.layer, AppStore.layer, PackageCommands.layer).pipe(
     Layer.provideMerge(Layer.mergeAll(Packages.layer, Terminal.layer, options.indexer ?? Layer.empty)),
     Layer.provideMerge(Layer.mergeAll(net.module, StorageLive, HttpServer.layer(options.http.server), HttpClient.layer(options.http.client))),
     Layer.provideMerge(KernelLive),

@@ -12,7 +12,7 @@
 import { Effect, Result, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { PackageFileInvalid, type PackageId, parseMetadata, ZipLimitExceeded, ZipUnreadable } from "./Manifest.ts"
+import { ManifestMissing, PackageFileInvalid, type PackageId, parseMetadata, ZipLimitExceeded, ZipUnreadable } from "./Manifest.ts"
 import { checkPackageId } from "./Plan.ts"
 import { ZIP_LIMITS } from "./PackageZip.ts"
 import { inflateToMemory, readEntries } from "../vfs/index.ts"
@@ -34,7 +34,14 @@ export class PackageIdInvalid extends Schema.TaggedError<PackageIdInvalid>()("Pa
   reason: Schema.String
 }) {}
 
-export type PackageSourceError = PackageFileUnreadable | PackageIdUnknown | PackageIdInvalid | ZipUnreadable | ZipLimitExceeded | PackageFileInvalid
+export type PackageSourceError =
+  | PackageFileUnreadable
+  | PackageIdUnknown
+  | PackageIdInvalid
+  | ZipUnreadable
+  | ZipLimitExceeded
+  | ManifestMissing
+  | PackageFileInvalid
 
 /** Largest `metadata.json` read to find the package id. */
 const METADATA_BYTES = 256 * 1024
@@ -70,7 +77,7 @@ export const packageIdOfZip = (
   zip: Uint8Array,
   fileName: string | undefined,
   as?: string
-): Effect.Effect<PackageId, PackageIdUnknown | PackageIdInvalid | ZipUnreadable | PackageFileInvalid> =>
+): Effect.Effect<PackageId, PackageIdUnknown | PackageIdInvalid | ZipUnreadable | ManifestMissing | PackageFileInvalid> =>
   Effect.gen(function*() {
     if (as !== undefined) return yield* Effect.fromResult(parsePackageId(as))
     const label = fileName ?? "(zip)"
@@ -79,6 +86,8 @@ export const packageIdOfZip = (
       const f = entries.failure
       return yield* new ZipUnreadable({ package: label, reason: "reason" in f ? f.reason : `more than ${ZIP_LIMITS.entries} entries` })
     }
+    // Not a package at all says more than "no package id".
+    if (!entries.success.some((e) => e.name === "manifest.json")) return yield* new ManifestMissing({ package: label })
     const meta = entries.success.find((e) => e.name === "metadata.json")
     if (meta !== undefined && meta.size <= METADATA_BYTES) {
       const bytes = yield* Effect.tryPromise({

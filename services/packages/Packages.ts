@@ -227,7 +227,8 @@ const make = Effect.gen(function*() {
       return yield* apply(plan, options, replaces).pipe(
         Effect.tapError((error) =>
           Effect.gen(function*() {
-            yield* Effect.logWarning(`installing ${pkg} failed, rolling back`, error)
+            // The caller says why to the user (Describe.ts); this is for the log.
+            yield* Effect.logDebug(`installing ${pkg} failed, rolling back`, error)
             hashes.delete(pkg)
             for (const e of plan.entries) yield* kernel.kill(e.id.toString())
             yield* Effect.ignore(vfs(pkg, plan.drive, "RemoveDirAll"))

@@ -224,6 +224,7 @@ describe("package formats", () => {
   it.effect("the package id of a zip: metadata of either form, else a <package>:<publisher>.zip name, else unknown", () =>
     Effect.gen(function*() {
       const plain = zipSync({ "manifest.json": json([]) })
+      assert.strictEqual((failureOf(yield* Effect.exit(packageIdOfZip(zipSync({ "x.txt": json(1) }), "a:b.zip"))) as { _tag: string })._tag, "ManifestMissing")
       assert.deepStrictEqual(yield* packageIdOfZip(plain, "/tmp/target/chess:template.os.zip"), { package: "chess", publisher: "template.os" })
       assert.deepStrictEqual(yield* packageIdOfZip(plain, "kns_indexer:sys.zip"), LEGACY)
       assert.deepStrictEqual(yield* packageIdOfZip(plain, "x.zip", "given:test.dev"), { package: "given", publisher: "test.dev" })
@@ -231,6 +232,7 @@ describe("package formats", () => {
       assert.strictEqual((failureOf(yield* Effect.exit(packageIdOfZip(plain, "x.zip", "Nope:sys"))) as { _tag: string })._tag, "PackageIdInvalid")
       assert.strictEqual((failureOf(yield* Effect.exit(packageIdOfZip(utf8.encode("not a zip at all, long enough"), "a:b.zip"))) as { _tag: string })._tag, "ZipUnreadable")
       const erc = zipSync({
+        "manifest.json": json([]),
         "metadata.json": json({ properties: { package_name: "p", publisher: "q.os", current_version: "1", mirrors: [], code_hashes: {} } })
       })
       assert.deepStrictEqual(yield* packageIdOfZip(erc, "a:b.zip"), { package: "p", publisher: "q.os" })

@@ -5,9 +5,10 @@
  * drops it, as Kinode's does).
  *
  * - **Never early.** Deadlines are taken on the monotonic clock when the module reads
- *   the request; a timer fires once that clock has passed its deadline (a timer the
- *   runtime wakes a fraction of a millisecond early sleeps again). Kinode sleeps
- *   `ms - 1` and may answer a millisecond early [quirk].
+ *   the request; a timer fires once that clock has passed its deadline. Node's timers
+ *   wake on whole milliseconds, possibly a fraction early: the last fraction is waited
+ *   out on event-loop turns rather than another 1 ms timer. Kinode sleeps `ms - 1` and
+ *   may answer a millisecond early [quirk].
  * - **Order.** Timers fire in deadline order; equal deadlines (the same delay set in
  *   one mailbox batch) in the order they were set. `{"SetTimer":0}` is answered at once,
  *   after any timer already due.
@@ -83,9 +84,16 @@ const serve = (
         const head = queue.peek()
         sleepingUntil = head?.deadline ?? Infinity
         const woken = wake
-        yield* head === undefined
+        const remaining = head === undefined ? Infinity : head.deadline - now()
+        if (remaining < 1) {
+          // The last fraction of a millisecond: a turn of the event loop, not a timer
+          // (timers round to whole milliseconds and would make the answer ~1 ms late).
+          yield* Effect.yieldNow
+          continue
+        }
+        yield* remaining === Infinity
           ? Deferred.await(woken)
-          : Effect.raceFirst(Effect.sleep(Duration.millis(Math.max(0, head.deadline - now()))), Deferred.await(woken))
+          : Effect.raceFirst(Effect.sleep(Duration.millis(remaining)), Deferred.await(woken))
         if (wake === woken && (yield* Deferred.isDone(woken))) wake = Deferred.makeUnsafe<void>()
       }
     }))

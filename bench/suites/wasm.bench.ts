@@ -10,6 +10,8 @@
  *   - the same WAT echo without the kernel (bench/WasmGlue.ts): bare jco glue
  *     and our host alone, so the kernel's cost reads as a ratio;
  *   - cold boot of `node dist/main.js --home <tmp>` until its prompt;
+ *   - timer and eth (issue #13, bench/TimerEth.ts): 5 ms timer set-to-fire jitter,
+ *     eth_blockNumber through the kernel beside bare viem to the same anvil;
  *   - containment (issue #11): Wasm<->Wasm rt/s with preemption instrumentation
  *     on beside off (fresh kernels alternated in the same run, medians of 5
  *     each), and the same for the WAT echo under our host alone, driver->WAT echo latency while one process spins in `loop br 0`,
@@ -35,6 +37,7 @@ import { buildEcho, buildSpinner } from "../../test/fixtures/wasm/build.ts"
 import { startTestChain } from "../../test/support/TestChain.ts"
 import { buildPinger, pingerStart } from "../../test/fixtures/wasm/pinger.ts"
 import { ComponentCache } from "../../src/wasm-host/ComponentCache.ts"
+import { timerEthFigures } from "../TimerEth.ts"
 import { bareJcoGlue, hostEcho } from "../WasmGlue.ts"
 import { percentile, type Row } from "../Row.ts"
 import { zipSync } from "fflate"
@@ -386,6 +389,7 @@ export async function run(): Promise<Array<Row>> {
   const layer = Packages.layer.pipe(Layer.provideMerge(StorageLive), Layer.provide(Lmdb.layer), Layer.provideMerge(k.layer))
   const rows = await Effect.runPromise(kernelFigures.pipe(Effect.provide(layer), Effect.scoped))
   rows.push(...await Effect.runPromise(containmentFigures))
+  rows.push(...await timerEthFigures())
   if (fs.existsSync(path.join(repo, "dist", "main.js"))) {
     // A node is its name on a chain: boots register on a bench-owned anvil.
     const chain = await startTestChain()

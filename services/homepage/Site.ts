@@ -22,7 +22,7 @@ import * as Json from "../../src/Json.ts"
 import type { Kernel, ProcessInfo } from "../../src/Kernel.ts"
 import type { HttpServer } from "../http-server/index.ts"
 import type { NetStatus } from "../net/index.ts"
-import { type PackageId, packageText, type Packages } from "../packages/index.ts"
+import { INIT_WATCH_MS, type PackageId, packageText, type Packages } from "../packages/index.ts"
 import type { Entries } from "./Entries.ts"
 import {
   describeError, FormUnreadable, packageIdOf, parseMultipart, parsePackageText, parseUrlEncoded, UploadGone, type Uploads
@@ -195,7 +195,7 @@ export const makeSite = (d: SiteDeps) => {
       uploads.drop(token)
       const chosen = new Set(form.getAll("cap").map(Number))
       const approved = u.requested.filter((_, i) => chosen.has(i))
-      const installed = yield* d.lock.withPermits(1)(packages.install(u.pkg, u.zip, { approved }))
+      const installed = yield* d.lock.withPermits(1)(packages.install(u.pkg, u.zip, { approved, watchMs: INIT_WATCH_MS }))
       return page(200, installedPage(node, installed, kernel.info))
     },
     Effect.catch((e) =>

@@ -14,7 +14,7 @@ import * as Json from "../../src/Json.ts"
 import { Kernel, messagingCap } from "../../src/Kernel.ts"
 import { request } from "../../src/Message.ts"
 import type { NativeApi } from "../../src/ProcessApi.ts"
-import { APP_STORE, AppStore, Packages, sha256Hex } from "../../services/packages/index.ts"
+import { APP_STORE, AppStore, describeInstallError, Packages, sha256Hex } from "../../services/packages/index.ts"
 import { buildEcho, buildTrap } from "../fixtures/wasm/build.ts"
 import { appNode, ask, driver, entry } from "./support/AppNode.ts"
 
@@ -160,6 +160,13 @@ describe("app store: main:app-store:sys", () => {
       assert.isUndefined(kernel.info("boom:hello:test.dev"))
       assert.strictEqual(kernel.info(ECHO)?.status, "running")
       assert.strictEqual(yield* (yield* Packages).installedHash({ package: "hello", publisher: "test.dev" }), sha256Hex(good))
+
+      // Kinode's own app store package: its main process is this module's id, refused before anything changes.
+      const kinodeStore = yield* pkg({}, [entry({ process_name: "downloads" }), entry({ process_name: "chain" }), entry({ process_name: "main" })])
+      const refused = yield* Effect.flip((yield* Packages).install({ package: "app-store", publisher: "sys" }, kinodeStore))
+      assert.strictEqual(describeInstallError(refused), "manifest.json is invalid at [2].process_name: main:app-store:sys is a runtime process")
+      assert.isUndefined(kernel.info("downloads:app-store:sys"))
+      assert.strictEqual(kernel.info(APP_STORE)?.status, "runtime")
 
       const garbage = yield* store(api, "{\"Frobnicate\":1}")
       assert.match((garbage.body as { Err: string }).Err, /^not an app store request: /)

@@ -5,6 +5,7 @@
  */
 import { Effect, Layer } from "effect"
 import { Home } from "../src/Home.ts"
+import { Eth } from "../services/eth/index.ts"
 import { Homepage } from "../services/homepage/index.ts"
 import { HttpClient } from "../services/http-client/index.ts"
 import { HttpServer, type HttpServerOptions } from "../services/http-server/index.ts"
@@ -17,6 +18,7 @@ import { Lmdb } from "../services/lmdb/Lmdb.ts"
 import { NetLibp2p, NetModule, NetOfflineModule, NetOfflinePort, type NetOptions } from "../services/net/index.ts"
 import { AppStore, Packages } from "../services/packages/index.ts"
 import { BuiltinPrograms, ProgramLoaderFs } from "../services/program-loader/index.ts"
+import { Timer } from "../services/timer/index.ts"
 import { Terminal, TerminalPrintout } from "../services/terminal/index.ts"
 import { PackageCommands } from "../services/terminal/PackageCommands.ts"
 import { VfsDriveAccess } from "../services/vfs/index.ts"
@@ -35,6 +37,8 @@ export interface NodeOptions {
   /** Boot with userspace processes registered but not started (`--safe-mode`). */
   readonly safeMode?: boolean | undefined
   /** HTTP in (`http-server`: port, bind, login) and out (`http-client`: the allow-list). */
+  /** `eth:distro:sys`: providers given at boot (`--rpc` or the embedded chain), before the saved ones. */
+  readonly eth?: Eth.EthOptions | undefined
   readonly http: {
     readonly server: HttpServerOptions
     readonly client?: HttpClient.HttpClientOptions | undefined
@@ -50,7 +54,14 @@ export const NodeLive = (options: NodeOptions) => {
     : { port: NetLibp2p(options.net), module: NetModule }
   return Layer.mergeAll(Homepage.layer, AppStore.layer, PackageCommands.layer).pipe(
     Layer.provideMerge(Layer.mergeAll(Packages.layer, Terminal.layer, options.indexer ?? Layer.empty)),
-    Layer.provideMerge(Layer.mergeAll(net.module, StorageLive, HttpServer.layer(options.http.server), HttpClient.layer(options.http.client))),
+    Layer.provideMerge(Layer.mergeAll(
+      net.module,
+      StorageLive,
+      HttpServer.layer(options.http.server),
+      HttpClient.layer(options.http.client),
+      Timer.layer(),
+      Eth.layer(options.eth ?? {})
+    )),
     Layer.provideMerge(KernelLive),
     Layer.provideMerge(Layer.mergeAll(net.port, VfsDriveAccess)),
     Layer.provide(ProgramLoaderFs),

@@ -9,12 +9,10 @@
  * `/widget?process=<id>`, framed with `sandbox="allow-scripts"` and served with a
  * `sandbox` CSP, so it runs in an opaque origin without the node's cookie.
  */
-import { Result } from "effect"
-import * as Json from "../../src/Json.ts"
 import type { ProcessInfo } from "../../src/Kernel.ts"
 import type { Capability } from "../../src/Message.ts"
 import type { PeerView } from "../net/index.ts"
-import type { Installed, RequestedCapability } from "../packages/index.ts"
+import { describeCapability, type Installed, type RequestedCapability } from "../packages/index.ts"
 import type { Entry } from "./Entries.ts"
 
 const ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;" }
@@ -93,40 +91,8 @@ const status = (p: Pick<ProcessInfo, "status" | "stoppedBecause">) =>
 
 // ---- capabilities in words ---------------------------------------------------------
 
-const objectOf = (params: string): Record<string, unknown> | string | undefined => {
-  const r = Json.parse(params)
-  if (Result.isFailure(r)) return undefined
-  const v = r.success
-  return typeof v === "string" ? v : typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined
-}
-
 /** What a capability lets its holder do, for the well-known ones (kinode-semantics §4.2); else "". */
-export const describeCap = (node: string, cap: Capability): string => {
-  const issuer = cap.issuer.process.toString()
-  const where = cap.issuer.node === node ? "" : ` on ${cap.issuer.node}`
-  const p = objectOf(cap.params)
-  if (p === "messaging") {
-    return issuer === "kernel:distro:sys" ? "send kernel commands: full control of the node" : `send messages to ${issuer}${where}`
-  }
-  if (p === "network" && issuer === "kernel:distro:sys") return "talk to other nodes"
-  if (typeof p === "object") {
-    if (p["root"] === true) {
-      if (issuer === "vfs:distro:sys") return "read and write every file of the node"
-      if (issuer === "eth:distro:sys") return "configure the node's chain providers"
-    }
-    const kind = p["kind"] === "read" || p["kind"] === "write" ? p["kind"] : undefined
-    if (kind !== undefined && issuer === "vfs:distro:sys" && typeof p["drive"] === "string") return `${kind} the drive ${p["drive"]}`
-    const key = p["db_key"]
-    if (kind !== undefined && (issuer === "kv:distro:sys" || issuer === "sqlite:distro:sys") && Array.isArray(key)) {
-      const owner = key[0] as { package_name?: unknown; publisher_node?: unknown } | undefined
-      return `${kind} the ${issuer.split(":")[0]} database ${String(owner?.package_name)}:${String(owner?.publisher_node)}/${String(key[1])}`
-    }
-  }
-  if (issuer === "homepage:homepage:sys" && (p === "RemoveOther" || p === "SetStylesheet")) {
-    return p === "RemoveOther" ? "remove other apps' homepage tiles" : "set the node's stylesheet"
-  }
-  return ""
-}
+export const describeCap = describeCapability
 
 const capLine = (node: string, cap: Capability) => {
   const words = describeCap(node, cap)

@@ -15,7 +15,7 @@
  * rule), `Printout`, `Timeouts`. Every fiber it starts is owned by the kernel layer's
  * scope: closing it stops processes, modules and background work.
  */
-import { Cause, Context, Effect, FiberSet, Layer, type Scope } from "effect"
+import { Cause, Context, Deferred, Effect, FiberSet, Layer, type Scope } from "effect"
 import { messagingCap, networkCap } from "./Capabilities.ts"
 import { DriveAccess } from "./DriveAccess.ts"
 import { makeGrantStore } from "./GrantStore.ts"
@@ -24,7 +24,17 @@ import { type Address, localAddress, type ProcessId } from "./Ids.ts"
 import { type CallFailed, makeKernelCalls } from "./KernelCalls.ts"
 import { KernelStore } from "./KernelStore.ts"
 import { DEFAULT_MAILBOX_BYTES, DEFAULT_MAILBOX_CAPACITY, DEFAULT_QUEUED_BYTES, inBatch, QueuedBytes } from "./Mailbox.ts"
-import { type Capability, type KernelMessage, type LazyLoadBlob, MAX_MESSAGE_BYTES, type OnExit, type Request, type SignedCapability } from "./Message.ts"
+import {
+  type Capability,
+  type KernelMessage,
+  type LazyLoadBlob,
+  MAX_MESSAGE_BYTES,
+  type OnExit,
+  type Request,
+  request,
+  type SignedCapability,
+  text
+} from "./Message.ts"
 import { makeModuleHost } from "./ModuleHosting.ts"
 import { ModuleHost } from "./ModuleHost.ts"
 import { Net, type NetInbound } from "./Net.ts"
@@ -67,7 +77,31 @@ export interface KernelSettings {
   readonly restartIntensity: RestartIntensity
   /** Boot with userspace processes registered but not started (status `paused`). */
   readonly safeMode: boolean
+  /**
+   * The name registry the node follows, sent at boot to an installed KNS indexer
+   * package as Kinode's kernel did (`bootMessages`); none: nothing is sent.
+   */
+  readonly knsContract?: KnsContract | undefined
 }
+
+/** A chain id and the registry contract's address on it (`0x` hex). */
+export interface KnsContract {
+  readonly chainId: number
+  readonly address: string
+}
+
+/**
+ * Userspace ids of KNS indexer packages: Kinode 0.5-0.6's `kns_indexer` waits for the
+ * kernel's `[chain_id, "0x<contract>"]` before it indexes anything; Kinode 1.0's
+ * `kns-indexer` has the address built in (and ignores a request it cannot parse).
+ */
+export const KNS_INDEXER_PACKAGES = ["kns_indexer:kns_indexer:sys", "kns-indexer:kns-indexer:sys"] as const
+
+/**
+ * `NetAction::KnsBatchUpdate(vec![])` as rmp-serde writes it: a one-entry map (fixmap
+ * 0x81), the variant name (fixstr of 14 bytes, 0xae) and an empty array (0x90).
+ */
+export const EMPTY_KNS_BATCH_UPDATE = Uint8Array.from([0x81, 0xae, ...new TextEncoder().encode("KnsBatchUpdate"), 0x90])
 
 export class KernelConfig extends Context.Service<KernelConfig, KernelSettings>()("kernel/KernelConfig") {
   static readonly defaults: KernelSettings = {
@@ -84,8 +118,14 @@ export class KernelConfig extends Context.Service<KernelConfig, KernelSettings>(
 
 export interface KernelApi {
   readonly node: string
-  /** Loads the stored process map and starts every process in it. */
+  /**
+   * Kinode's boot (§5.5 step 6): loads the stored process map, registers and loads every
+   * process, then sends the boot messages (`bootMessages`) and returns once `Booted` has
+   * started them.
+   */
   readonly boot: Effect.Effect<void>
+  /** The `Booted` command: starts every userspace process registered and not yet run. */
+  readonly booted: Effect.Effect<void>
   readonly initialize: (spec: InitSpec) => Effect.Effect<void, InitializeFailed>
   readonly run: (id: string) => Effect.Effect<void, RunFailed>
   /** Stops a process at once (no on-exit), forgets it, and unless `revoke` is false revokes what it issued. */
@@ -114,8 +154,18 @@ export interface KernelApi {
    * do not come from a process's own API (another node's, through `Net`; test drivers).
    */
   readonly route: (message: KernelMessage) => RefusalReason | undefined
-  /** Stops every process; `None` processes are forgotten, as at Kinode's shutdown. */
+  /**
+   * Stops every process for good (nothing starts again); `None` processes are forgotten,
+   * as at Kinode's shutdown. Idempotent.
+   */
   readonly shutdown: Effect.Effect<void>
+  /**
+   * Completes when a process asked the kernel to `Shutdown` (Kinode's kernel then stops
+   * and the node with it); the node's runner waits on it beside the terminal.
+   */
+  readonly shutdownRequested: Effect.Effect<void>
+  /** The `Shutdown` command: stops every process and completes `shutdownRequested`. */
+  readonly requestShutdown: Effect.Effect<void>
   readonly signCapability: (cap: Capability) => SignedCapability
 }
 
@@ -224,9 +274,52 @@ const makeKernel = Effect.gen(function*() {
 
   yield* Effect.addFinalizer(() => processes.shutdown)
 
+  const fromKernel = (target: string, body: Uint8Array, inherit = false): KernelMessage => ({
+    id: nextId(),
+    source: kernelAddress,
+    target: localAddress(node, target),
+    rsvp: null,
+    message: request({ inherit, body }),
+    blob: undefined
+  })
+  const send = (target: string, body: Uint8Array, inherit = false) => {
+    const refused = router.deliver(fromKernel(target, body, inherit))
+    if (refused !== undefined) print(2, "kernel", `boot message to ${target} refused: ${refused}`)
+    return refused
+  }
+
+  /** Completed by the first `Booted`: `boot` returns once its processes were started. */
+  const bootRan = yield* Deferred.make<void>()
+  const booted = Effect.andThen(processes.runWaiting, Deferred.succeed(bootRan, undefined))
+
+  /**
+   * What Kinode's kernel sends once the process map is loaded: `Booted` to itself (its
+   * command starts every process, `booted`), the node providers of its eth config to
+   * `net` as `KnsBatchUpdate` (kinode-ts's eth has no node providers, only RPC URLs, so
+   * the batch is empty, as on a Kinode with its default providers), and, as Kinode
+   * 0.5-0.6 did, `[chain_id, "0x<contract>"]` (JSON) to an installed KNS indexer package,
+   * which waits for it before indexing. The node's own indexer is a runtime module
+   * configured at start; it is not sent anything.
+   */
+  const bootMessages = Effect.gen(function*() {
+    if (send("kernel:distro:sys", text(JSON.stringify("Booted")), true) !== undefined) yield* booted
+    yield* Deferred.await(bootRan)
+    send("net:distro:sys", EMPTY_KNS_BATCH_UPDATE)
+    const contract = config.knsContract
+    if (contract === undefined) return
+    for (const id of KNS_INDEXER_PACKAGES) {
+      const status = processes.info(id)?.status
+      if (status === undefined || status === "runtime") continue
+      send(id, text(JSON.stringify([contract.chainId, contract.address.toLowerCase()])))
+    }
+  })
+
+  const shutdownAsked = yield* Deferred.make<void>()
+
   const kernel: KernelApi = {
     node,
-    boot: processes.boot,
+    boot: Effect.andThen(processes.boot, bootMessages),
+    booted,
     initialize: processes.initialize,
     run: processes.run,
     kill: processes.kill,
@@ -242,6 +335,8 @@ const makeKernel = Effect.gen(function*() {
     spawn: processes.spawn,
     route: (km) => router.deliver(km),
     shutdown: processes.shutdown,
+    shutdownRequested: Deferred.await(shutdownAsked),
+    requestShutdown: Effect.andThen(processes.shutdown, Deferred.succeed(shutdownAsked, undefined)),
     signCapability: grants.sign
   }
   const moduleHost = makeModuleHost({ node, router, grants, table: processes, nextId, print })

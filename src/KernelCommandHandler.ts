@@ -7,23 +7,65 @@
  *
  * A body that is not a command gets `{"CommandError":{"reason":…}}` (when a reply was
  * expected) and a level-0 printout; Kinode only logs it, leaving the caller to time out.
+ *
+ * `Debug` answers as Kinode 0.8-1.0 do (`{"Debug":{"ProcessMap":…}}`, which `top`
+ * prints) when a response is expected; sent without one, the kernel prints it itself,
+ * as Kinode 0.7's kernel did for its `top` script (which sends and does not wait).
  */
 import { Effect, Layer, Queue, Result } from "effect"
 import * as Json from "./Json.ts"
-import { Kernel, KernelCalls, messagingCap, type ProcessInfo } from "./Kernel.ts"
+import { Kernel, type KernelApi, KernelCalls, messagingCap, type ProcessInfo } from "./Kernel.ts"
 import {
   capabilityToJson,
   commandError,
   decodeKernelCommand,
+  type DebugCommand,
   type KernelCommand,
   onExitFromJson,
   onExitToJson
 } from "./KernelCommandProtocol.ts"
-import type { KernelMessage } from "./Message.ts"
+import type { Capability, KernelMessage, OnExit } from "./Message.ts"
 import { response } from "./Message.ts"
 import { Printout } from "./Printout.ts"
 import { ModuleHost, type ServiceContext, wantsReply } from "./ModuleHost.ts"
 import { type Limits, type LimitsChange, ProcessLimits } from "./ProcessLimits.ts"
+
+/** Kinode 0.7's `Display` of a capability: `issuer(params as JSON)`. */
+const capabilityText = (c: Capability): string => {
+  const params = Json.parse(c.params)
+  return `${c.issuer}(${Result.isSuccess(params) ? JSON.stringify(params.success) : "\"invalid JSON in capability\""})`
+}
+
+/** Rust's `Debug` of `OnExit`, with requests shortened to their targets. */
+const onExitText = (o: OnExit): string =>
+  o._tag === "Requests" ? `Requests([${o.requests.map((r) => r.target.toString()).join(", ")}])` : o._tag
+
+/** Kinode 0.7's `Display` of a persisted process, as its kernel printed it for `Debug`. */
+export const processText = (p: ProcessInfo): string =>
+  [
+    "Process {",
+    `    wasm_bytes_handle: ${p.handle === "" ? "(none, this is a runtime process)" : p.handle},`,
+    `    wit_version: ${p.witVersion ?? 0},`,
+    `    on_exit: ${onExitText(p.onExit)},`,
+    `    public: ${p.public}`,
+    `    capabilities: [${p.capabilities.map((c) => `\n        ${capabilityText(c)}`).join("")}\n    ]`,
+    "}"
+  ].join("\n")
+
+/** What Kinode 0.7's kernel printed for each `Debug` command. */
+export const debugText = (kernel: KernelApi, debug: DebugCommand): string => {
+  if (debug === "ProcessMap") {
+    const all = kernel.processes()
+    return `kernel process map:\n${all.map((p) => `${p.id}: ${processText(p)}\n`).join("")}\nfound ${all.length} running processes`
+  }
+  if ("Process" in debug) {
+    const id = debug.Process.toString()
+    const p = kernel.info(id)
+    return p === undefined ? `kernel: no such running process ${id}` : `process info for ${id}:\n${processText(p)}`
+  }
+  const on = debug.HasCap.on.toString()
+  return `process ${on} has cap:\n${kernel.info(on) !== undefined && kernel.hasCapability(on, debug.HasCap.cap)}`
+}
 
 const processJson = (p: ProcessInfo) => ({
   wasm_bytes_handle: p.handle,
@@ -60,10 +102,8 @@ export const KernelCommandHandler = Layer.effectDiscard(
         }
         const cmd: KernelCommand = decoded.success
         const sender = km.source.process.toString()
-        if (cmd === "Booted" || cmd === "Shutdown") {
-          if (cmd === "Shutdown") yield* kernel.shutdown
-          return
-        }
+        if (cmd === "Booted") return yield* kernel.booted
+        if (cmd === "Shutdown") return yield* kernel.requestShutdown
         if ("InitializeProcess" in cmd) {
           const c = cmd.InitializeProcess
           if (km.blob === undefined && !c.wasm_bytes_handle.startsWith("native:")) {
@@ -142,6 +182,7 @@ export const KernelCommandHandler = Layer.effectDiscard(
           )
         }
         const debug = cmd.Debug
+        if (!wantsReply(km)) return printout.print(0, "kernel", debugText(kernel, debug))
         if (debug === "ProcessMap") {
           const map: Record<string, unknown> = {}
           for (const p of kernel.processes()) map[p.id] = processJson(p)

@@ -99,6 +99,14 @@ export const SetLimits = Schema.Struct({
   })
 })
 
+/** Kinode's `KernelPrint`: `"ProcessMap"`, `{"Process": pid}`, `{"HasCap": {on, cap}}`. */
+export const DebugCommand = Schema.Union([
+  Schema.Literal("ProcessMap"),
+  Schema.Struct({ Process: ProcessIdFromString }),
+  Schema.Struct({ HasCap: Schema.Struct({ on: ProcessIdFromString, cap: CapabilityJson }) })
+])
+export type DebugCommand = typeof DebugCommand.Type
+
 export const KernelCommand = Schema.Union([
   Schema.Literals(["Booted", "Shutdown"]),
   InitializeProcess,
@@ -108,13 +116,7 @@ export const KernelCommand = Schema.Union([
   Schema.Struct({ RunProcess: ProcessIdFromString }),
   Schema.Struct({ KillProcess: ProcessIdFromString }),
   SetLimits,
-  Schema.Struct({
-    Debug: Schema.Union([
-      Schema.Literal("ProcessMap"),
-      Schema.Struct({ Process: ProcessIdFromString }),
-      Schema.Struct({ HasCap: Schema.Struct({ on: ProcessIdFromString, cap: CapabilityJson }) })
-    ])
-  })
+  Schema.Struct({ Debug: DebugCommand })
 ])
 export type KernelCommand = typeof KernelCommand.Type
 

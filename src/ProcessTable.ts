@@ -112,6 +112,8 @@ interface Live {
   /** Live processes this one spawned. */
   children: number
   stoppedBecause: string | undefined
+  /** Its program, loaded at boot and waiting for `Booted` (or `RunProcess`) to start it. */
+  program: NativeProgram | undefined
 }
 
 export interface ProcessTableDeps {
@@ -150,6 +152,8 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
     const { node, router, grants, store, print } = deps
     const processes = new Map<string, Live>()
     const fibers = yield* FiberMap.make<string>()
+    /** Set by `shutdown`: from then on nothing starts, restarts or spawns. */
+    let stopping = false
     const clock = yield* Clock.Clock
     const addressOf = (id: ProcessId) => localAddress(node, id)
 
@@ -210,7 +214,8 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
         transient,
         parent,
         children: 0,
-        stoppedBecause: undefined
+        stoppedBecause: undefined,
+        program: undefined
       }
       processes.set(record.id, live)
       router.register(record.id, live.mailbox, record.public)
@@ -298,7 +303,7 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
             nextDelay ??= yield* restartDelays
             const wait = yield* nextDelay(clock.currentTimeMillisUnsafe()).pipe(Effect.orElseSucceed(() => 0))
             if (wait > 0) yield* Effect.sleep(wait)
-            if (processes.get(id) !== live || live.status !== "restarting") return
+            if (stopping || processes.get(id) !== live || live.status !== "restarting") return
             live.mailbox = newMailbox(deps.mailboxCapacity)
             router.register(id, live.mailbox, live.record.public)
             continue
@@ -319,13 +324,19 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
       )
 
     const start = (live: Live, program: NativeProgram) =>
-      Effect.asVoid(FiberMap.run(fibers, live.record.id, supervise(live, program)))
+      stopping ? Effect.void : Effect.asVoid(FiberMap.run(fibers, live.record.id, supervise(live, program)))
+
+    const load = (live: Live) =>
+      deps.loader.load({ id: live.record.id, handle: live.record.handle, witVersion: live.record.witVersion, bytes: live.bytes }).pipe(
+        Effect.mapError((e) => new RunFailed({ id: live.record.id, reason: e.message }))
+      )
 
     /** Starts a registered process's program. */
     const run = (id: string) =>
       Effect.gen(function*() {
         const live = processes.get(id)
         if (live === undefined || live.transient) return yield* new RunFailed({ id, reason: "no such process" })
+        if (stopping) return yield* new RunFailed({ id, reason: "the node is shutting down" })
         if (live.status === "running" || live.status === "restarting") return
         if (live.status === "stopped" || live.mailbox.isClosed) {
           // Started again by hand: a fresh mailbox, and the restart count starts over.
@@ -333,9 +344,9 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
           router.register(id, live.mailbox, live.record.public)
           live.stoppedBecause = undefined
         }
-        const program = yield* deps.loader.load({ id, handle: live.record.handle, witVersion: live.record.witVersion, bytes: live.bytes }).pipe(
-          Effect.mapError((e) => new RunFailed({ id, reason: e.message }))
-        )
+        // Loaded at boot, or now.
+        const program = live.program ?? (yield* load(live))
+        live.program = undefined
         yield* start(live, program)
       }).pipe(Effect.tapError((e) => Effect.sync(() => print(0, "kernel", `cannot run ${e.id}: ${e.reason}`))))
 
@@ -417,6 +428,7 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
         const name = options.name ?? BigInt.asUintN(64, deps.nextId() * 0x9e3779b97f4a7c15n).toString()
         const child = pid(`${name}:${parentId.packageName}:${parentId.publisherNode}`)
         const childId = child.toString()
+        if (stopping) return yield* new SpawnFailed({ reason: "no-file-at-path" })
         if (processes.has(childId)) return yield* new SpawnFailed({ reason: "name-taken" })
         const parentKey = parentId.toString()
         const parentLive = processes.get(parentKey)
@@ -528,7 +540,14 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
 
     // ---- boot and shutdown -------------------------------------------------------
 
-    /** Loads the stored process map and starts every process in it. */
+    /**
+     * Kinode's boot (§5.5 step 6), up to `Booted`: loads the stored process map,
+     * registers every process (its mailbox takes messages from now on, buffered until it
+     * runs), loads each program, and re-fires persisted on-exit requests. Nothing runs yet:
+     * `runWaiting` (the `Booted` command) starts them all. A program that cannot be loaded
+     * is printed and its process is `stopped` (Kinode drops the entry; here `RunProcess`
+     * can try again, and `KillProcess` removes it).
+     */
     const boot = Effect.gen(function*() {
       const loaded = yield* store.load.pipe(Effect.catch((e) =>
         Effect.sync(() => {
@@ -537,7 +556,7 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
         })
       ))
       for (const reason of loaded.corrupt) print(0, "kernel", `skipping a corrupt process record: ${reason}`)
-      const started: Array<string> = []
+      const stored: Array<Live> = []
       for (const record of loaded.records) {
         const parsed = parseProcessId(record.id)
         // Legacy names could only have been stored by the package installer.
@@ -545,23 +564,22 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
           print(0, "kernel", `skipping stored process ${record.id}`)
           continue
         }
-        newLive(record, parsed.success, "waiting", undefined, false)
+        stored.push(newLive(record, parsed.success, "waiting", undefined, false))
         grants.restore(record.id, record.capabilities)
-        started.push(record.id)
       }
       if (deps.safeMode) {
         // Safe mode: nothing of userspace runs (no on-exit requests either) until asked.
-        for (const id of started) processes.get(id)!.status = "paused"
-        if (started.length > 0) {
-          print(0, "kernel", `safe mode: ${started.length} processes not started (status paused); top lists them, KillProcess removes one, RunProcess starts one`)
+        for (const live of stored) live.status = "paused"
+        if (stored.length > 0) {
+          print(0, "kernel", `safe mode: ${stored.length} processes not started (status paused); top lists them, KillProcess removes one, RunProcess starts one`)
         }
         return
       }
       // A home from before the spawn limits (a spawn bomb's) starts no more of a package than they allow.
       const perPackageStarted = new Map<string, number>()
       const notStarted = new Map<string, number>()
-      for (const id of started) {
-        const live = processes.get(id)!
+      for (const live of stored) {
+        const id = live.record.id
         const pkg = packageOf(live.pid)
         const nth = (perPackageStarted.get(pkg) ?? 0) + 1
         perPackageStarted.set(pkg, nth)
@@ -577,24 +595,56 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
             router.deliver({ id: deps.nextId(), source: addressOf(live.pid), target, rsvp: null, message: { ...request, expectsResponse: undefined }, blob })
           }
         }
-        yield* Effect.ignore(run(id))
+        const program = yield* Effect.result(load(live))
+        if (Result.isSuccess(program)) live.program = program.success
+        else {
+          live.status = "stopped"
+          live.stoppedBecause = `its code could not be loaded: ${program.failure.reason}`
+          print(0, "kernel", `couldn't reboot process ${id}: ${program.failure.reason}; RunProcess tries again, KillProcess removes it`)
+        }
       }
       for (const [pkg, n] of notStarted) {
         print(0, "kernel", `package ${pkg} has more stored processes than its limit of ${deps.spawnLimits.processesPerPackage}: ${n} not started (status paused)`)
       }
     })
 
-    /** Stops every process; `None` processes are forgotten, as at Kinode's shutdown. */
-    const shutdown = Effect.gen(function*() {
+    /**
+     * Kinode's `Booted`: `run` to every userspace process waiting for it (registered and
+     * not started: stored ones after `boot`, initialized ones not yet run). Running
+     * processes are left alone (Kinode's Wasm would receive a second `run` [quirk fixed]).
+     */
+    const runWaiting = Effect.suspend(() => {
+      const waiting = Array.from(processes.values()).filter((l) => !l.transient && l.status === "waiting")
+      return Effect.forEach(waiting, (live) => Effect.ignore(run(live.record.id)), { discard: true })
+    })
+
+    /** How long `shutdown` waits for processes to stop before it persists anyway. */
+    const STOP_WAIT = "1 second"
+
+    /**
+     * Stops every process (Kinode's `Shutdown`): nothing starts, restarts or spawns any
+     * more; every program is interrupted at once, all together (a guest in a busy loop is
+     * never resumed, one awaiting a response stops waiting, a restart back-off ends); then
+     * `None` processes are forgotten, in one LMDB commit (one synced commit each made 500
+     * idle processes take 2.5 s). Idempotent.
+     */
+    const shutdown = Effect.suspend(() => {
+      if (stopping) return Effect.void
+      stopping = true
       const all = Array.from(processes.values()).filter((l) => !l.transient)
       for (const live of all) {
         live.status = "exited"
         live.mailbox.close()
       }
-      yield* FiberMap.clear(fibers)
-      for (const live of all) {
-        if (live.record.onExit._tag === "None") yield* store.remove(live.record.id).pipe(Effect.catch(() => Effect.void))
-      }
+      return FiberMap.clear(fibers).pipe(
+        Effect.timeoutOption(STOP_WAIT),
+        Effect.flatMap((stopped) =>
+          stopped._tag === "Some" ? Effect.void : Effect.flatMap(FiberMap.size(fibers), (n) =>
+            Effect.sync(() => print(0, "kernel", `shutdown: ${n} processes did not stop within ${STOP_WAIT}; persisting anyway`)))
+        ),
+        Effect.andThen(Effect.forEach(all.filter((l) => l.record.onExit._tag === "None"), (live) =>
+          store.remove(live.record.id).pipe(Effect.catch(() => Effect.void)), { discard: true, concurrency: "unbounded" }))
+      )
     })
 
     const info = (id: string): ProcessInfo | undefined => {
@@ -626,6 +676,7 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
       registerTransient,
       unregisterTransient,
       boot,
+      runWaiting,
       shutdown,
       info,
       ids: () => Array.from(processes.keys())

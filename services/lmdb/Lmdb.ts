@@ -10,7 +10,7 @@ import { Context, Effect, Layer, Schema } from "effect"
 import * as lmdb from "lmdb"
 import * as path from "node:path"
 import { Home } from "../../src/Home.ts"
-import { checkLmdbFile } from "./LmdbCheck.ts"
+import { checkLmdbFile, extendToLastPage } from "./LmdbCheck.ts"
 
 export class LmdbError extends Schema.TaggedError<LmdbError>()("LmdbError", {
   action: Schema.String,
@@ -26,8 +26,9 @@ export class Lmdb extends Context.Service<Lmdb, {
 }>()("services/lmdb/Lmdb") {
   /**
    * Opens `<dir>` as the environment; closed (after pending writes flush) when the scope
-   * ends. A damaged `data.mdb` (cut short, header overwritten) is refused with
-   * `LmdbDamaged` before LMDB maps it: mapped, it would crash the process (SIGBUS/SIGSEGV).
+   * ends, and its file then made as long as its last used page (`extendToLastPage`). A
+   * damaged `data.mdb` (cut short, header overwritten) is refused with `LmdbDamaged`
+   * before LMDB maps it: mapped, it would crash the process (SIGBUS/SIGSEGV).
    */
   static readonly at = (dir: string) =>
     Layer.effect(
@@ -39,7 +40,7 @@ export class Lmdb extends Context.Service<Lmdb, {
             try: () => lmdb.open({ path: dir, maxDbs: 1024, mapSize: 2 ** 34, compression: false }),
             catch: (cause) => new LmdbError({ action: `open ${dir}`, cause })
           }),
-          (env) => Effect.promise(() => env.close())
+          (env) => Effect.andThen(Effect.promise(() => env.close()), Effect.sync(() => extendToLastPage(path.join(dir, "data.mdb"))))
         )
         return Lmdb.of({
           root,

@@ -13,8 +13,12 @@
  * The meta follows: magic 0xBEEFC0DE (u32), version 2 (u32), fixed address (u64), map
  * size (u64), the free and main trees (48 bytes each: page size in the first's pad, u16
  * flags, u16 depth, three page counts, entries, root page), the last used page (u64) and
- * the txnid that wrote it (u64). LMDB uses the meta with the highest txnid; every page up
- * to its last used page is in the file (checked: lmdb-js never leaves the file shorter).
+ * the txnid that wrote it (u64). LMDB uses the meta with the highest txnid. Every page up
+ * to its last used page is in the file once the node closed it (`extendToLastPage`): a
+ * running LMDB (without WRITEMAP) never writes a page freed in the transaction that
+ * allocated it ("loose" pages, skipped by `mdb_page_flush`), so after a transaction that
+ * frees many pages (hundreds of deletes at once) the file can end before its last used
+ * page; LMDB itself allows for it (`mdb_env_copy` stops at the file's end).
  */
 import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
@@ -144,6 +148,34 @@ const inspect = (fd: number, file: string): LmdbFileState | LmdbDamaged => {
     if ((root.readUInt16LE(18) & (P_BRANCH | P_LEAF | P_META)) !== (t.depth > 1 ? P_BRANCH : P_LEAF)) return damaged("BadRoot")
   }
   return "Ok"
+}
+
+/**
+ * After LMDB closed `file`: extends it (sparse, zeros) to its newest snapshot's last used
+ * page if it ends before it, so the next open's check does not take the never-written
+ * free pages at its end for a cut. Best effort: a file it cannot read is left as it is.
+ */
+export const extendToLastPage = (file: string): void => {
+  let fd: number | undefined
+  try {
+    fd = fs.openSync(file, "r+")
+    const size = fs.fstatSync(fd).size
+    const first = readAt(fd, 0, MIN_PAGE)
+    if (first.length < PAGE_HEADER + META.txnid + 8 || first.readUInt32LE(META.magic) !== MAGIC) return
+    const pageSize = first.readUInt32LE(META.pageSize)
+    if (pageSize < MIN_PAGE || pageSize > MAX_PAGE || (pageSize & (pageSize - 1)) !== 0 || size < 2 * pageSize) return
+    const page0 = readAt(fd, 0, pageSize)
+    const page1 = readAt(fd, pageSize, pageSize)
+    const metas = [readMeta(page0, 0), readMeta(page1, 0), readMeta(page0, pageSize >> 1)]
+    const newest = metas.reduce((a, b) => (b.txnid > a.txnid ? b : a))
+    if (newest.pageSize !== pageSize || (newest.lastPage + 1n) * BigInt(pageSize) > newest.mapSize) return
+    const needed = Number((newest.lastPage + 1n) * BigInt(pageSize))
+    if (size < needed) fs.ftruncateSync(fd, needed)
+  } catch {
+    // Left as it is; the next open checks it.
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd)
+  }
 }
 
 /**

@@ -246,7 +246,7 @@ describe("a node booted with --install, used from its terminal and over RPC", ()
     assert.deepStrictEqual(await store({ NewPackage: { package_id: id, mirror: true } }, zip), { NewPackageResponse: "Success" })
     const install = { Install: { package_id: id, version_hash: sha(zip), metadata: null } }
     assert.deepStrictEqual(await store(install), { InstallResponse: "Success" })
-    await node.waitFor(/^installed sideload:test\.dev, version [0-9a-f]{64}$/m)
+    await node.waitFor(/^(?:\S+ > )?installed sideload:test\.dev, version [0-9a-f]{64}$/m)
     assert.strictEqual(await echo("side:sideload:test.dev", "sideloaded"), "sideloaded")
     const listed = await store("Installed") as { InstalledResponse: { packages: Array<{ package_id: typeof id; version_hash: string; processes: Array<string> }> } }
     assert.deepStrictEqual(listed.InstalledResponse.packages.find((p) => p.package_id.package_name === "sideload"), {

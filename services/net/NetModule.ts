@@ -2,7 +2,9 @@
  * The `net:distro:sys` process: what the network offers processes (identity-and-network
  * §2.7). Local requests are `NetAction`s in MessagePack; answers go to `rsvp ?? source`.
  * From another node only a router's `ConnectionRequest` is an action; any other body is
- * a "hello": printed as `<node>: <text>` and answered `ack`.
+ * a "hello": printed as `<node>: <text>` and answered `ack`. A local body that is not a
+ * `NetAction` is a hello to ourselves (the terminal's `hi our <text>`), handled the same
+ * (Kinode's net reads it as an fd-manager message and the sender times out).
  *
  * `KnsUpdate`/`KnsBatchUpdate` from a local process upsert the PKI (the node's own
  * indexer writes the `Identity` port directly; Kinode's indexer app sends these).
@@ -159,6 +161,11 @@ export const NetModule = Layer.effectDiscard(Effect.gen(function*() {
       print(1, `refused a PKI update from ${km.source.node}: only local processes may update the PKI`)
       return
     }
+    hello(ctx, km)
+  }
+
+  /** A hello: its text printed as `<node>: <text>`, answered `ack`. */
+  const hello = (ctx: ServiceContext, km: KernelMessage) => {
     print(0, `${km.source.node}: ${printable(km.message.body)}`)
     if (wantsReply(km)) ctx.reply(km, response({ body: text("ack") }))
   }
@@ -170,7 +177,7 @@ export const NetModule = Layer.effectDiscard(Effect.gen(function*() {
         const action = readAction(km.message.body)
         if (km.source.node !== self) remote(ctx, km, action)
         else if (action !== undefined) local(ctx, km, action)
-        else print(1, `${km.source}: sent net a body that is not a NetAction; ignored`)
+        else hello(ctx, km) // a hello to ourselves (`hi our ...`): as another node's, printed and answered
       }
     })))
 }))

@@ -1,5 +1,5 @@
 /**
- * Bundled apps: the packages this node ships, `BUNDLED_APPS` (echo, counter, spawner),
+ * Bundled apps: the packages this node ships, `BUNDLED_APPS` (terminal, echo, counter, spawner),
  * each built by `npm run build:apps` into `apps/dist/<name>.zip` and installed as
  * `<name>:sys` on first boot, and re-installed when its SHA-256 differs from the
  * installed copy's, so an unchanged node boots without re-initializing anything. Other
@@ -41,7 +41,7 @@ export interface BundledReport {
 }
 
 /** The apps the node ships, installed as `<name>:sys` from `apps/dist/<name>.zip`. */
-export const BUNDLED_APPS: ReadonlyArray<string> = ["echo", "counter", "spawner"]
+export const BUNDLED_APPS: ReadonlyArray<string> = ["terminal", "echo", "counter", "spawner"]
 
 export const installBundled = (
   options: { readonly dir?: string; readonly publisher?: string; readonly apps?: ReadonlyArray<string> } = {}

@@ -1,7 +1,6 @@
 /**
- * The terminal's command table: a line's first word names a command, the rest is its
- * arguments. Built-ins register at boot; packages can add entries later (Kinode's
- * terminal scripts). `help` is generated from the table.
+ * Commands the node answers itself at the prompt, by name: a line's first word names
+ * one, the rest is its arguments. `help` is generated from a table.
  */
 import type { Effect } from "effect"
 import type { NativeApi } from "../../src/ProcessApi.ts"
@@ -10,10 +9,12 @@ import type { Kernel } from "../../src/Kernel.ts"
 import type { Printout } from "../../src/Printout.ts"
 
 export interface CommandContext {
-  /** The terminal's own process (`terminal:terminal:sys`): commands send as it. */
+  /** The node's own terminal session (`native-terminal:distro:sys`, root): commands send as it. */
   readonly terminal: NativeApi
   /** Prints a line of the command's output (always shown). */
   readonly say: (text: string) => void
+  /** Ends the read loop: the node shuts down, as on Ctrl-D. */
+  readonly quit: () => void
 }
 
 export interface TerminalCommand {

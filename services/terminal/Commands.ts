@@ -1,54 +1,54 @@
 /**
- * The terminal's built-in commands, as entries of its command table:
+ * The node's own commands at the prompt. Lines normally go to the terminal app
+ * (`terminal:terminal:sys`, Terminal.ts); these answer when it cannot (not installed,
+ * crashed, stopped, paused in safe mode), so the node never leaves the user without a
+ * working prompt:
  *
- *   m <address> <body> [-a <seconds>]   send a request, print the response
- *   top [process-id]                    processes, their state and mailbox depth
- *   v <0-3>                             verbosity
- *   id                                  this node's name and networking key
- *   kns <name>                          a node's record, through the KNS indexer
- *   hi, peers, peer, net                the network (NetCommands.ts)
- *   help                                the table's help
+ *   m <address> <body> [-a <seconds>]   send a request (Kinode's `m` syntax)
+ *   top [process-id]                    processes: status, mailbox, on-exit, capabilities
+ *   quit                                shut the node down (as Ctrl-D)
+ *   help                                this list
+ *
+ * and one that is always the node's, as Kinode's Ctrl+V is: `v <0-3>`, the verbosity.
  */
-import { Effect, Result, Schema } from "effect"
-import { WitKnsUpdate } from "../kns-indexer/index.ts"
-import { Identity } from "../../src/Identity.ts"
-import { localAddress, parseAddress, pid } from "../../src/Ids.ts"
-import * as Json from "../../src/Json.ts"
+import { Effect, Result } from "effect"
+import { localAddress, parseAddress } from "../../src/Ids.ts"
 import { Kernel } from "../../src/Kernel.ts"
 import { bodyText } from "../../src/Message.ts"
 import { Printout } from "../../src/Printout.ts"
-import type { TerminalCommand } from "./CommandTable.ts"
+import { parseArgs, tokens } from "./Args.ts"
 import { ask } from "./Asking.ts"
-import { netCommands } from "./NetCommands.ts"
+import type { TerminalCommand } from "./CommandTable.ts"
+
+const M_USAGE = "usage: m <address> <body> [-a <seconds>]   (a body with spaces goes in single quotes)"
 
 const m: TerminalCommand = {
   name: "m",
   usage: "m <address> <body> [-a <seconds>]",
-  help: "send <body> to <address> (node `our` = this node), print the reply",
+  help: "send <body> to <address> (node `our` = this node); with -a, wait and print the reply",
   run: (args, ctx) =>
     Effect.gen(function*() {
       const kernel = yield* Kernel
-      let rest = args
-      let seconds = 5n
-      const flag = / (?:-a|--await) (\d+)\s*$/.exec(rest)
-      if (flag !== null) {
-        seconds = BigInt(flag[1]!)
-        rest = rest.slice(0, flag.index)
+      if (args.trim() === "") return ctx.say(M_USAGE)
+      const parsed = parseArgs(tokens(args), [{ short: "a", long: "await", value: true }])
+      if (typeof parsed === "string") return ctx.say(`m: ${parsed}\n${M_USAGE}`)
+      const [addrText, body, extra] = parsed.positionals
+      if (addrText === undefined || body === undefined) return ctx.say(`m: ${addrText === undefined ? "no target" : "no body"} given\n${M_USAGE}`)
+      if (extra !== undefined) return ctx.say(`m: unexpected argument '${extra}'\n${M_USAGE}`)
+      const awaitText = parsed.options.get("await")
+      if (awaitText !== undefined && !/^\d+$/.test(awaitText)) return ctx.say(`m: -a takes a number of seconds, not ${awaitText}\n${M_USAGE}`)
+      const p = parseAddress(addrText)
+      if (Result.isFailure(p)) return ctx.say(`m: cannot parse "${addrText}": ${p.failure.reason}\n${M_USAGE}`)
+      const target = p.success.node === "our" ? localAddress(kernel.node, p.success.process) : p.success
+      if (target.node === kernel.node && kernel.info(target.process.toString()) === undefined) {
+        return ctx.say(`m: no process ${target.process} on this node`)
       }
-      const sp = rest.indexOf(" ")
-      const addrText = sp < 0 ? rest : rest.slice(0, sp)
-      const body = sp < 0 ? "" : rest.slice(sp + 1)
-      const parsed = parseAddress(addrText)
-      if (Result.isFailure(parsed)) return ctx.say(`m: ${parsed.failure.message}`)
-      const target = parsed.success.node === "our" ? localAddress(kernel.node, parsed.success.process) : parsed.success
+      const seconds = awaitText === undefined ? 5n : BigInt(awaitText)
       const reply = yield* ask(ctx, target, body, seconds)
-      if ("source" in reply && "message" in reply) return ctx.say(bodyText(reply.message))
-      if ("kind" in reply) {
-        return ctx.say(reply.kind === "offline"
-          ? `m: ${target.node} is offline`
-          : `m: no response from ${target} within ${seconds}s (it does not exist, refused, or did not answer)`)
-      }
-      return ctx.say(`m: ${String(reply)}`)
+      if ("source" in reply && "message" in reply) return awaitText === undefined ? undefined : ctx.say(bodyText(reply.message))
+      if (awaitText === undefined) return
+      if (!("kind" in reply)) return ctx.say(`m: ${String(reply)}`)
+      return ctx.say(reply.kind === "offline" ? `m: ${target.node} is offline` : `m: no response from ${target} within ${seconds}s`)
     })
 }
 
@@ -59,65 +59,39 @@ const top: TerminalCommand = {
   run: (args, ctx) =>
     Effect.gen(function*() {
       const kernel = yield* Kernel
-      const all = kernel.processes().filter((p) => args === "" || p.id === args)
-      if (args !== "" && all.length === 0) return ctx.say(`top: no process ${args}`)
+      const id = args.trim()
+      const all = kernel.processes().filter((p) => id === "" || p.id === id)
+      if (id !== "" && all.length === 0) return ctx.say(`top: no process ${id}`)
       const rows = all.map((p) =>
         `  ${p.id.padEnd(36)} ${p.status.padEnd(10)} mailbox ${String(p.mailboxDepth).padStart(5)}  on-exit ${p.onExit._tag.padEnd(8)} ${p.public ? "public " : "private"} caps ${p.capabilities.length}  ${p.handle === "" ? "(runtime)" : p.handle}` +
           (p.mailboxBytes >= 1024 * 1024 ? `  (mailbox ${Math.round(p.mailboxBytes / 1024 / 1024)} MiB)` : "") +
           (p.stoppedBecause === undefined ? "" : `  (stopped: ${p.stoppedBecause})`)
       )
-      return ctx.say(`${rows.join("\n")}\ntop: ${all.length} processes`)
+      const caps = id === "" ? [] : all[0]!.capabilities.map((c) => `    ${c.issuer}(${c.params})`).sort()
+      return ctx.say([...rows, ...(caps.length > 0 ? ["  capabilities:", ...caps] : []), `top: ${all.length} processes`].join("\n"))
     })
 }
 
-const v: TerminalCommand = {
+const quit: TerminalCommand = {
+  name: "quit",
+  usage: "quit",
+  help: "shut the node down (as Ctrl-D)",
+  run: (_args, ctx) => Effect.sync(() => ctx.quit())
+}
+
+/** Used when the terminal app cannot take lines. */
+export const fallbackCommands: ReadonlyArray<TerminalCommand> = [m, top, quit]
+
+/** `v <0-3>`: always the node's own (Kinode's Ctrl+V), whatever terminal app runs. */
+export const verbosityCommand: TerminalCommand = {
   name: "v",
   usage: "v <0-3>",
-  help: "set verbosity (0 quiet ... 3 every kernel event)",
+  help: "set verbosity (0 quiet ... 3 every kernel event); Ctrl+V cycles it",
   run: (args, ctx) =>
     Effect.gen(function*() {
       const level = Number(args)
-      if (!Number.isInteger(level) || level < 0 || level > 3) return ctx.say("v: expected a level 0-3")
+      if (args.trim() === "" || !Number.isInteger(level) || level < 0 || level > 3) return ctx.say("v: expected a level 0-3")
       yield* Effect.map(Printout, (p) => p.setVerbosity(level))
       return ctx.say(`verbosity ${level}`)
     })
 }
-
-const id: TerminalCommand = {
-  name: "id",
-  usage: "id",
-  help: "this node's name and networking key",
-  run: (_args, ctx) =>
-    Effect.map(Identity, (identity) =>
-      ctx.say(`${identity.name}\nnetworking key 0x${Buffer.from(identity.publicKey).toString("hex")}\nknown nodes: ${identity.records().length}`))
-}
-
-const KNS_INDEXER = pid("kns-indexer:kns-indexer:sys")
-const decodeNodeInfo = Schema.decodeUnknownResult(Schema.Struct({ NodeInfo: Schema.NullOr(WitKnsUpdate) }))
-
-const kns: TerminalCommand = {
-  name: "kns",
-  usage: "kns <name>",
-  help: "look a node up through the KNS indexer (key, addresses, routers)",
-  run: (args, ctx) =>
-    Effect.gen(function*() {
-      const name = args.trim()
-      if (name === "") return ctx.say("usage: kns <name>")
-      const kernel = yield* Kernel
-      const body = JSON.stringify({ NodeInfo: { name, block: 0 } })
-      const reply = yield* ask(ctx, localAddress(kernel.node, KNS_INDEXER), body, 15n)
-      if (!("source" in reply && "message" in reply)) {
-        return ctx.say(`kns: the indexer did not answer (${"kind" in reply ? reply.kind : String(reply)})`)
-      }
-      const answer = decodeNodeInfo(Json.parseBytes(reply.message.body).pipe(Result.getOrUndefined))
-      if (Result.isFailure(answer)) return ctx.say(`kns: unreadable answer ${bodyText(reply.message)}`)
-      const r = answer.success.NodeInfo
-      if (r === null) return ctx.say(`kns: ${name} is not a known node`)
-      const reach = r.routers.length > 0
-        ? `indirect, routers ${r.routers.join(", ")}`
-        : `direct, ${r.ips.join(", ")} ${r.ports.map(([p, n]) => `${p} ${n}`).join(", ")}`
-      return ctx.say(`${r.name}\nnetworking key 0x${r.public_key.replace(/^0x/, "")}\n${reach}`)
-    })
-}
-
-export const builtinCommands: ReadonlyArray<TerminalCommand> = [m, top, v, id, kns, ...netCommands]

@@ -180,7 +180,7 @@ describe("identity on a chain", () => {
     assert.isFalse(fs.existsSync(path.join(fresh, ".keys")))
   }, 120_000)
 
-  it("two running nodes look each other up through their KNS indexers (and `id` shows their own)", async () => {
+  it("two running nodes look each other up through their KNS indexers (and `kfetch` shows their own)", async () => {
     const a = `${uniq("kim")}.os`
     const b = `${uniq("lee")}.os`
     const alice = run(["--home", mkdir("kinode-ts-id-"), "--name", a, "--password-file", pw])
@@ -194,8 +194,8 @@ describe("identity on a chain", () => {
       await bob.waitFor(new RegExp(`${a.replace(/\./g, "\\.")}\nnetworking key ${keyA}\ndirect, 127\.0\.0\.1 tcp \\d+`))
       alice.child.stdin.write(`kns ${b}\n`)
       await alice.waitFor(new RegExp(`${b.replace(/\./g, "\\.")}\nnetworking key ${keyB}\ndirect`))
-      alice.child.stdin.write("id\n")
-      await alice.waitFor(new RegExp(`> ${a.replace(/\./g, "\\.")}\nnetworking key ${keyA}`))
+      alice.child.stdin.write("kfetch\n")
+      await alice.waitFor(new RegExp(` ${a.replace(/\./g, "\\.")}\n[^\n]*\n[^\n]* pubkey: ${keyA}\n`))
       alice.child.stdin.write("kns nobody-at-all.os\n")
       await alice.waitFor(/kns: nobody-at-all\.os is not a known node/)
     } finally {
@@ -214,8 +214,8 @@ describe("identity on a chain", () => {
       await node.waitFor(new RegExp(`${name.replace(/\./g, "\\.")} > `), 60_000)
       await own.stop()
       await node.waitFor(/the chain went away .*names are not checked or updated until it is back/, 30_000)
-      node.child.stdin.write("id\n")
-      await node.waitFor(new RegExp(`\n${name.replace(/\./g, "\\.")}\nnetworking key 0x[0-9a-f]{64}\nknown nodes`))
+      node.child.stdin.write("kfetch\n")
+      await node.waitFor(new RegExp(` ${name.replace(/\./g, "\\.")}\n[^\n]*\n[^\n]* pubkey: 0x[0-9a-f]{64}\n`))
     } finally {
       node.child.stdin.end()
       assert.strictEqual(await node.exited, 0)

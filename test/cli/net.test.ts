@@ -40,7 +40,7 @@ const hiUntil = async (from: Running, to: string, text: string, answer: RegExp, 
     while (Date.now() < deadline) {
       const fresh = from.output().slice(seen)
       if (answer.test(fresh)) return
-      if (/hi: .*\n/.test(fresh)) break
+      if (/terminal:sys: (message to .* timed out|.* is offline or does not exist).*\n/.test(fresh)) break
       await new Promise((r) => setTimeout(r, 50))
     }
     seen = from.output().length
@@ -66,19 +66,19 @@ describe("two nodes from two commands", () => {
       await ann.waitFor(new RegExp(`${esc(b)}: hello ann`))
 
       ann.child.stdin.write("peers\n")
-      await ann.waitFor(new RegExp(`1 peer:\\n  ${esc(b)}`))
+      await ann.waitFor(new RegExp(`identities of current connected peers \\(1\\):\\n${esc(b)}:`))
       ann.child.stdin.write(`peer ${b}\n`)
-      await ann.waitFor(new RegExp(`${esc(b)}\\n  networking key 0x[0-9a-f]{64}\\n  direct, 127\\.0\\.0\\.1 tcp \\d+`))
-      ann.child.stdin.write("net\n")
+      await ann.waitFor(new RegExp(`peer identity for ${esc(b)}:\\n    networking key: 0x[0-9a-f]{64}\\n    routing: direct at 127\\.0\\.0\\.1 with tcp \\d+`))
+      ann.child.stdin.write("net-diagnostics\n")
       await ann.waitFor(/peers \(1\/32\):/)
-      ann.child.stdin.write(`m ${b}@net:distro:sys sent with m\n`)
+      ann.child.stdin.write(`m ${b}@net:distro:sys 'sent with m' -a 5\n`)
       await ben.waitFor(new RegExp(`${esc(a)}: sent with m`))
-      await ann.waitFor(/> ack\n/)
+      await ann.waitFor(/^terminal:sys: ack$/m)
 
       ben.child.kill("SIGKILL")
       await ben.exited
       const t0 = Date.now()
-      await hiUntil(ann, b, "are you there", new RegExp(`hi: ${esc(b)} is offline`), 15_000)
+      await hiUntil(ann, b, "are you there", new RegExp(`terminal:sys: ${esc(b)} is offline or does not exist`), 15_000)
       assert.isBelow(Date.now() - t0, 8000, "offline is said within the dial timeout, not after the 10 s hi timeout")
 
       ben = boot(["--home", benHome])

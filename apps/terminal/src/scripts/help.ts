@@ -24,6 +24,13 @@ const KEYS = [
   `${b("UpArrow")}/${b("DownArrow")} to move up and down through command history`
 ]
 
+/** Lines the node answers itself (kinode-ts's line reader), never sent to the terminal app. */
+const NODE = [
+  `${b("v")} <0-3>: the verbosity.`,
+  `${b("install")} <zip> [--yes] [--id pkg:pub], ${b("y")} / ${b("n")}: install a package from a zip on this machine, after showing the capabilities it asks for.`,
+  `${b("uninstall")} <package:publisher>, ${b("packages")}: remove a package; list the installed ones.`
+]
+
 export const help = (_our: Address, args: string): string => {
   const topic = args.trim()
   if (topic === "") {
@@ -36,6 +43,8 @@ export const help = (_our: Address, args: string): string => {
       "",
       ...KEYS.map((k) => `\n${k}`),
       "",
+      "\nThe node itself answers these lines:",
+      ...NODE.map((k) => `    ${k}`),
       "\nAny other <process-id> of a script runs it: <name>:<package>:<publisher> <arguments>.",
       "============================================================"
     ].join("\n")

@@ -12,6 +12,8 @@
  *   - cold boot of `node dist/main.js --home <tmp>` until its prompt;
  *   - timer and eth (issue #13, bench/TimerEth.ts): 5 ms timer set-to-fire jitter,
  *     eth_blockNumber through the kernel beside bare viem to the same anvil;
+ *   - the terminal (issue #13, bench/TerminalLine.ts): a line typed at the prompt to
+ *     its script's printed answer (echo; m -a 5 to the TS echo app), p50/p99;
  *   - containment (issue #11): Wasm<->Wasm rt/s with preemption instrumentation
  *     on beside off (fresh kernels alternated in the same run, medians of 5
  *     each), and the same for the WAT echo under our host alone, driver->WAT echo latency while one process spins in `loop br 0`,
@@ -37,6 +39,7 @@ import { buildEcho, buildSpinner } from "../../test/fixtures/wasm/build.ts"
 import { startTestChain } from "../../test/support/TestChain.ts"
 import { buildPinger, pingerStart } from "../../test/fixtures/wasm/pinger.ts"
 import { ComponentCache } from "../../src/wasm-host/ComponentCache.ts"
+import { terminalFigures } from "../TerminalLine.ts"
 import { timerEthFigures } from "../TimerEth.ts"
 import { bareJcoGlue, hostEcho } from "../WasmGlue.ts"
 import { percentile, type Row } from "../Row.ts"
@@ -390,6 +393,7 @@ export async function run(): Promise<Array<Row>> {
   const rows = await Effect.runPromise(kernelFigures.pipe(Effect.provide(layer), Effect.scoped))
   rows.push(...await Effect.runPromise(containmentFigures))
   rows.push(...await timerEthFigures())
+  rows.push(...await terminalFigures())
   if (fs.existsSync(path.join(repo, "dist", "main.js"))) {
     // A node is its name on a chain: boots register on a bench-owned anvil.
     const chain = await startTestChain()

@@ -138,7 +138,7 @@ export class Terminal extends Context.Service<Terminal, {
  * to the terminal, with the prompt `<node> > ` kept below printouts. On a TTY, Ctrl+V
  * cycles the verbosity 0 → 1 → 2 → 3 → 0, as in Kinode.
  */
-export const readLoop = Effect.gen(function*() {
+export const readLoop = Effect.scoped(Effect.gen(function*() {
   const kernel = yield* Kernel
   const terminal = yield* Terminal
   const console = yield* TerminalConsole
@@ -155,12 +155,16 @@ export const readLoop = Effect.gen(function*() {
     ),
     (rl) =>
       Effect.sync(() => {
+        // Ctrl-D leaves the cursor after the prompt: what is printed next starts a line of its own.
+        if (tty) process.stdout.write("\n")
         rl.close()
         // Ended by `quit` with input still open: stdin must not keep the process alive.
         process.stdin.pause()
         ;(process.stdin as { unref?: () => void }).unref?.()
       })
   )
+  // Input ended (Ctrl-D, Ctrl-C) or readline closed: no more prompts.
+  let ended = false
   // On a pipe the prompt is text without a newline: a printout after it starts a line of its own.
   let promptOpen = false
   const prompt = () => {
@@ -173,7 +177,9 @@ export const readLoop = Effect.gen(function*() {
         readline.clearLine(process.stdout, 0)
         readline.cursorTo(process.stdout, 0)
       },
-      after: () => rl.prompt(true)
+      after: () => {
+        if (!ended) rl.prompt(true)
+      }
     }
     : {
       before: () => {
@@ -193,7 +199,6 @@ export const readLoop = Effect.gen(function*() {
     yield* Effect.addFinalizer(() => Effect.sync(() => void process.stdin.off("keypress", onKey)))
   }
   const lines: Array<string> = []
-  let ended = false
   let wake: (() => void) | undefined
   rl.on("line", (l) => {
     // On a TTY the typed line ends with a newline; on a pipe nothing is echoed, the prompt stays open.
@@ -224,4 +229,4 @@ export const readLoop = Effect.gen(function*() {
       }
     })
   }
-})
+}))

@@ -46,7 +46,9 @@ export const runNode = (args: ReadonlyArray<string>, options: RunOptions = {}): 
   child.stdout.on("data", (d: Buffer) => (out += d.toString()))
   child.stderr.on("data", (d: Buffer) => (out += d.toString()))
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-  const waitFor = (pattern: RegExp, ms = 20_000) =>
+  // A first boot installs and loads the bundled apps (terminal, echo, counter, spawner:
+  // ~2.5 s each to transpile in a fresh home), which on a busy 2-core machine passes 20 s.
+  const waitFor = (pattern: RegExp, ms = 45_000) =>
     new Promise<string>((resolve, reject) => {
       const t0 = Date.now()
       const poll = () => {

@@ -112,7 +112,8 @@ describe("a node in the browser (issue #12)", () => {
       assert.deepStrictEqual(home.packages, [
         { id: "counter:sys", processes: ["counter:counter:sys running"], ui: COUNTER },
         { id: "echo:sys", processes: ["echo:echo:sys running"], ui: "no UI" },
-        { id: "spawner:sys", processes: ["spawner:spawner:sys running"], ui: "no UI" }
+        { id: "spawner:sys", processes: ["spawner:spawner:sys running"], ui: "no UI" },
+        { id: "terminal:sys", processes: ["terminal:terminal:sys running"], ui: "no UI" }
       ])
       assert.strictEqual(home.cookies.length, 1)
       assert.strictEqual(home.cookies[0]!.name, `kinode-auth_${name}`)

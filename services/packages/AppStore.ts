@@ -14,6 +14,10 @@
  *   a sideloaded package; the processes' start is watched (`INIT_WATCH_MS`): one that
  *   crashes at init fails the install, which is rolled back. The outcome is printed
  *   (what started, or why not); the answer is Kinode's `Success` / `Failure`.
+ * - Every answer that has something to say carries it as a `text/plain` blob as well (a
+ *   kinode-ts addition; Kinode's tools ignore the blob): why a `NewPackage`, `Install` or
+ *   `Uninstall` failed, or the install summary (version, processes started, capabilities
+ *   withheld), so a tool such as `kit-ts start-package` can tell its user.
  * - `Uninstall`, `Apis`, `GetApi` as Kinode's; `Installed` lists the installed packages
  *   (a kinode-ts addition, for tools).
  *
@@ -43,6 +47,10 @@ const idJson = (pkg: string): PackageIdJson => {
 
 const answer = (r: LocalResponse, blob?: LazyLoadBlob) => ServiceShell.jsonReply(r, blob)
 
+/** An answer with what the node printed about it as a text blob. */
+const told = (r: LocalResponse, text: string) =>
+  ServiceShell.jsonReply(r, { mime: "text/plain; charset=utf-8", bytes: new TextEncoder().encode(text) })
+
 export const AppStore = {
   /** The module; needs ModuleHost, Kernel and Packages (Printout when present). */
   layer: Layer.unwrap(Effect.gen(function*() {
@@ -68,14 +76,16 @@ export const AppStore = {
         const pkg = packageText(packageOf(p))
         const checked = yield* Effect.result(packages.plan(packageOf(p), blob.bytes))
         if (checked._tag === "Failure") {
-          print(0, `NewPackage ${pkg}: not a package I can install: ${describeInstallError(checked.failure)}`)
-          return answer({ NewPackageResponse: "InstallFailed" })
+          const why = `NewPackage ${pkg}: not a package I can install: ${describeInstallError(checked.failure)}`
+          print(0, why)
+          return told({ NewPackageResponse: "InstallFailed" }, why)
         }
         const hash = sha256Hex(blob.bytes)
         const kept = yield* Effect.result(keep(pkg, hash, blob.bytes))
         if (kept._tag === "Failure") {
-          print(0, `NewPackage ${pkg}: cannot keep the zip: ${describeInstallError(kept.failure)}`)
-          return answer({ NewPackageResponse: "InstallFailed" })
+          const why = `NewPackage ${pkg}: cannot keep the zip: ${describeInstallError(kept.failure)}`
+          print(0, why)
+          return told({ NewPackageResponse: "InstallFailed" }, why)
         }
         print(1, `NewPackage ${pkg}: version ${hash} ready to install${mirror ? " (mirroring is not offered by this node)" : ""}`)
         return answer({ NewPackageResponse: "Success" })
@@ -97,17 +107,20 @@ export const AppStore = {
         const pkg = packageText(id)
         const zip = yield* zipOf(pkg, hash.toLowerCase())
         if (zip === undefined) {
-          print(0, `cannot install ${pkg}: no zip of version ${hash} here (send NewPackage with it first)`)
-          return answer({ InstallResponse: "Failure" })
+          const why = `cannot install ${pkg}: no zip of version ${hash} here (send NewPackage with it first)`
+          print(0, why)
+          return told({ InstallResponse: "Failure" }, why)
         }
         const options = { watchMs: INIT_WATCH_MS, ...(typeof witVersion === "number" ? { witVersion } : {}) }
         const r = yield* Effect.result(packages.install(id, zip, options))
         if (r._tag === "Failure") {
-          print(0, `cannot install ${pkg}: ${describeInstallError(r.failure)}`)
-          return answer({ InstallResponse: "Failure" })
+          const why = `cannot install ${pkg}: ${describeInstallError(r.failure)}`
+          print(0, why)
+          return told({ InstallResponse: "Failure" }, why)
         }
-        print(0, describeInstalled(kernel.node, r.success))
-        return answer({ InstallResponse: "Success" })
+        const summary = describeInstalled(kernel.node, r.success)
+        print(0, summary)
+        return told({ InstallResponse: "Success" }, summary)
       })
 
     const uninstall = (p: PackageIdJson) =>
@@ -115,11 +128,13 @@ export const AppStore = {
         const pkg = packageText(packageOf(p))
         const r = yield* Effect.result(packages.uninstall(packageOf(p)))
         if (r._tag === "Failure") {
-          print(0, `cannot uninstall ${pkg}: ${describeInstallError(r.failure)}`)
-          return answer({ UninstallResponse: "Failure" })
+          const why = `cannot uninstall ${pkg}: ${describeInstallError(r.failure)}`
+          print(0, why)
+          return told({ UninstallResponse: "Failure" }, why)
         }
-        print(0, `uninstalled ${pkg}: stopped ${r.success.length === 0 ? "no process" : r.success.join(", ")}`)
-        return answer({ UninstallResponse: "Success" })
+        const summary = `uninstalled ${pkg}: stopped ${r.success.length === 0 ? "no process" : r.success.join(", ")}`
+        print(0, summary)
+        return told({ UninstallResponse: "Success" }, summary)
       })
 
     const hasApi = (pkg: string) => Effect.map(Effect.option(vfs(pkg, `/${pkg}/pkg/api.zip`, "Metadata")), Option.isSome)

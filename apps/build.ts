@@ -93,11 +93,18 @@ export const listApps = (): Array<string> =>
     .map((d) => d.name)
     .sort()
 
+/**
+ * Why a package folder cannot be built as it is: not a package, a `.wasm` in `pkg/` the
+ * build does not make, a Wasm file with no source, a module calling the node at its top
+ * level, another componentize-js or wasm-tools failure.
+ */
+export type BuildRefusal = "NotAPackage" | "StaleOutputs" | "NoEntry" | "TopLevelCall" | "ComponentizeFailed" | "WatFailed"
+
 /** A package folder that cannot be built as it is; `message` says why and what to do. */
 export class BuildRefused extends Error {
   readonly _tag = "BuildRefused"
-  readonly reason: "NotAPackage" | "StaleOutputs" | "NoEntry"
-  constructor(reason: "NotAPackage" | "StaleOutputs" | "NoEntry", message: string) {
+  readonly reason: BuildRefusal
+  constructor(reason: BuildRefusal, message: string) {
     super(message)
     this.reason = reason
   }
@@ -355,8 +362,30 @@ const componentizeTs = async (stageRoot: string, name: string, entry: string): P
     disableFeatures: ["http", "fetch-event"] as Array<"http" | "fetch-event">
   }
   const { componentize } = await import("@bytecodealliance/componentize-js")
-  const { component } = await (componentize as (o: typeof options) => Promise<{ component: Uint8Array }>)(options)
-  return component
+  try {
+    const { component } = await (componentize as (o: typeof options) => Promise<{ component: Uint8Array }>)(options)
+    return component
+  } catch (e) {
+    throw componentizeRefusal(entry, e instanceof Error ? e.message : String(e))
+  }
+}
+
+/**
+ * componentize-js runs the modules' top-level code while building (Wizer snapshots the
+ * initialized engine): a module that calls the node there, or throws, fails the build.
+ * Its report is a Wasm backtrace; this says what happened in the source's terms.
+ */
+const componentizeRefusal = (entry: string, report: string): BuildRefused => {
+  const call = /unknown imported function: '([^']+)' '([^']+)'/.exec(report)
+  if (call !== null) {
+    return new BuildRefused(
+      "TopLevelCall",
+      `src/${entry}: module code calls ${call[1]} ${call[2]} outside init: the build runs every module's top level ` +
+        `(componentize-js snapshots it), where the node is not there; call the SDK from init (or from functions init calls)`
+    )
+  }
+  const lines = report.split("\n").filter((l) => !/^\s*\d+: 0x[0-9a-f]+ - /.test(l) && l.trim() !== "")
+  return new BuildRefused("ComponentizeFailed", `src/${entry}: componentize-js could not build it:\n${lines.join("\n")}`)
 }
 
 /** A WAT core module for `process-v1`: parsed, the WIT embedded, wrapped into a component. */
@@ -365,6 +394,9 @@ export const componentizeWat = async (wat: string): Promise<Uint8Array> => {
   const core = await parse(wat)
   return componentNew(await componentEmbed({ binary: core, witSource: fs.readFileSync(witFile, "utf8"), world: WORLD }), [])
 }
+
+const watRefusal = (entry: string, e: unknown): BuildRefused =>
+  new BuildRefused("WatFailed", `src/${entry}: ${e instanceof Error ? e.message : String(e)}`)
 
 export interface BuildResult {
   /** The folder name (for an app of apps/, its name). */
@@ -497,7 +529,9 @@ export const buildPackage = async (dirIn: string, options: BuildOptions = {}): P
   await Promise.all(stale.map(async ([e, group]) => {
     const component = languageOf(e) === "wat"
       ? await timed(progress, `assembling src/${e} -> pkg/${group.full.join(", pkg/")}`, async () =>
-        componentizeWat(fs.readFileSync(path.join(dir, "src", e), "utf8")))
+        componentizeWat(fs.readFileSync(path.join(dir, "src", e), "utf8")).catch((err: unknown) => {
+          throw watRefusal(e, err)
+        }))
       : await timed(progress, `componentizing src/${e} -> pkg/${group.full.join(", pkg/")}`, () => {
         if (staged === undefined) {
           const root = stageDirOf(dir)

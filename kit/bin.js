@@ -16,6 +16,12 @@ const main = path.join(here, "main.ts")
 const ready = typeof WebAssembly.Suspending === "function" && Boolean(process.features.typescript)
 
 if (ready) {
+  // The build strips TypeScript with node:module's stripTypeScriptTypes, which warns that it is experimental.
+  const emitWarning = process.emitWarning
+  process.emitWarning = function (warning, ...rest) {
+    if (String(typeof warning === "string" ? warning : warning?.message).includes("stripTypeScriptTypes")) return
+    return emitWarning.call(process, warning, ...rest)
+  }
   await import(main)
 } else {
   const bundled = path.resolve(here, "../node_modules/.bin/node")

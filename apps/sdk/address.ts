@@ -28,11 +28,19 @@ export const address = (text: string): Address => {
 export const processIdText = (p: ProcessId): string => `${p.processName}:${p.packageName}:${p.publisherNode}`
 export const addressText = (a: Address): string => `${a.node}@${processIdText(a.process)}`
 
-/** Another process of the same node. */
-export const local = (our: Address, process: string): Address => ({ node: our.node, process: processId(process) })
+/** Our address as `init` gets it (`node@process:package:publisher`) or as `our()` returns it. */
+export type Our = Address | string
 
-/** `process:package:publisher` of a sibling in our own package. */
-export const sibling = (our: Address, processName: string): Address => ({
-  node: our.node,
-  process: { ...our.process, processName }
-})
+const ourAddress = (our: Our): Address => (typeof our === "string" ? address(our) : our)
+
+/**
+ * `process:package:publisher` on our node: `local(our, "counter:counter:sys")`, with
+ * `our` as `init(our)` got it or `our()`. Throws `BadAddress`.
+ */
+export const local = (our: Our, process: string): Address => ({ node: ourAddress(our).node, process: processId(process) })
+
+/** The process `processName` of our own package, on our node: `sibling(our, "worker")`. Throws `BadAddress`. */
+export const sibling = (our: Our, processName: string): Address => {
+  const a = ourAddress(our)
+  return { node: a.node, process: { ...a.process, processName } }
+}

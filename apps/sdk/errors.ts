@@ -3,8 +3,17 @@
  * app can branch on `_tag` instead of parsing messages.
  */
 import type { Address, Message } from "kinode:process/standard@1.0.0"
+import type { BadAddress } from "./address.ts"
 
-/** A request was not delivered or not answered in time. */
+const addressText = (a: Address): string =>
+  `${a.node}@${a.process.processName}:${a.process.packageName}:${a.process.publisherNode}`
+
+/**
+ * A request was not delivered or not answered in time: `offline` (the target's node
+ * cannot be reached), `timeout` (no answer in time, or refused at once by the node: no
+ * such process, no capability to message it, a full mailbox, a message too large; the
+ * node prints the reason).
+ */
 export class SendFailed extends Error {
   readonly _tag = "SendFailed"
   readonly kind: "offline" | "timeout"
@@ -12,23 +21,57 @@ export class SendFailed extends Error {
   readonly original: Message
   readonly context: Uint8Array | undefined
   constructor(kind: "offline" | "timeout", target: Address, original: Message, context: Uint8Array | undefined) {
-    super(`request to ${target.node}@${target.process.processName}:${target.process.packageName}:${target.process.publisherNode}: ${kind}`)
+    super(`request to ${addressText(target)}: ${kind}`)
     this.kind = kind
     this.target = target
     this.original = original
     this.context = context
   }
+  /** `{_tag, kind, target}` (the original message holds bigints, which JSON cannot). */
+  toJSON() {
+    return { _tag: this._tag, kind: this.kind, target: addressText(this.target) }
+  }
 }
 
-/** `spawn` refused: the name is in use, or the Wasm file cannot be read. */
+/** Why `spawn` failed (see `SpawnFailed`). */
+export type SpawnFailure = "name-taken" | "no-file-at-path" | "bad-name"
+
+/**
+ * `spawn` refused: `name-taken` (a process of that name is running), `no-file-at-path`
+ * (no Wasm component at that path, or not one we may read, or a spawn limit reached: the
+ * node prints which), `bad-name` (the name is not Kimap-safe: a-z, 0-9, -; found by the
+ * SDK before asking, as the node traps a process that asks).
+ */
 export class SpawnFailed extends Error {
   readonly _tag = "SpawnFailed"
-  readonly reason: "name-taken" | "no-file-at-path"
+  readonly reason: SpawnFailure
   readonly wasmPath: string
-  constructor(reason: "name-taken" | "no-file-at-path", wasmPath: string) {
-    super(`spawn ${wasmPath}: ${reason}`)
+  /** The name asked for (undefined: a random one). */
+  readonly processName: string | undefined
+  constructor(reason: SpawnFailure, wasmPath: string, processName?: string) {
+    super(`spawn ${wasmPath}${processName === undefined ? "" : ` as ${processName}`}: ${reason}`)
     this.reason = reason
     this.wasmPath = wasmPath
+    this.processName = processName
+  }
+  toJSON() {
+    return { _tag: this._tag, reason: this.reason, wasmPath: this.wasmPath, processName: this.processName }
+  }
+}
+
+/**
+ * `call` to our own address: it would wait for its own answer forever (the node traps a
+ * process that tries). Found by the SDK before sending.
+ */
+export class CallToSelf extends Error {
+  readonly _tag = "CallToSelf"
+  readonly target: Address
+  constructor(target: Address) {
+    super(`call to ${addressText(target)}: a process cannot wait for its own answer`)
+    this.target = target
+  }
+  toJSON() {
+    return { _tag: this._tag, target: addressText(this.target) }
   }
 }
 
@@ -76,7 +119,7 @@ export class VfsFailed extends Error {
   }
 }
 
-export type AppError = SendFailed | SpawnFailed | BadBody | HttpServerRefused | VfsFailed
+export type AppError = SendFailed | SpawnFailed | CallToSelf | BadAddress | BadBody | HttpServerRefused | VfsFailed
 
 /** The `payload` componentize-js attaches to an import's `result` error. */
 export const payloadOf = (e: unknown): unknown =>

@@ -1,3 +1,4 @@
+/// <reference path="./wit.d.ts" />
 /**
  * The kinode-ts process SDK for apps built with componentize-js: thin, typed helpers
  * over the `kinode:process/standard@1.0.0` imports. An app exports `init(our)`.

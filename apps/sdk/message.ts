@@ -4,7 +4,7 @@
  */
 import * as wit from "kinode:process/standard@1.0.0"
 import type { Address, Capability, LazyLoadBlob, Message, Request, Response } from "kinode:process/standard@1.0.0"
-import { BadBody, payloadOf, SendFailed } from "./errors.ts"
+import { BadBody, CallToSelf, payloadOf, SendFailed } from "./errors.ts"
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -89,11 +89,28 @@ export interface BlobOptions {
   readonly mime?: string
 }
 
-export const send = (target: Address, body: Body, options: RequestOptions & BlobOptions & { context?: Uint8Array } = {}) =>
+/**
+ * Sends a request and returns at once; never throws. With `timeout`, its answer (with
+ * `context`) or its failure (`{kind: "error"}`, a `SendFailed`) comes later through
+ * `awaitMessage`; without, a refusal is silent (the node prints it).
+ */
+export const send = (target: Address, body: Body, options: RequestOptions & BlobOptions & { context?: Uint8Array } = {}): void =>
   wit.sendRequest(target, request(body, options), options.context, blobOf(options.blob, options.mime))
 
-/** Sends and waits for the answer (default 5 s); throws `SendFailed`. */
+const sameAddress = (a: Address, b: Address): boolean =>
+  a.node === b.node && a.process.processName === b.process.processName &&
+  a.process.packageName === b.process.packageName && a.process.publisherNode === b.process.publisherNode
+
+/**
+ * Sends a request and waits for its answer (`timeout` seconds, default 5); other
+ * messages arriving meanwhile wait for the next `awaitMessage`. Throws `SendFailed`
+ * (not delivered, refused, or no answer in time) and `CallToSelf`.
+ */
 export const call = (target: Address, body: Body, options: RequestOptions & BlobOptions = {}): { source: Address; response: Response } => {
+  const our = wit.our()
+  if (sameAddress(target, our) || (target.node === "our" && sameAddress({ ...target, node: our.node }, our))) {
+    throw new CallToSelf(target)
+  }
   try {
     const [source, message] = wit.sendAndAwaitResponse(target, request(body, { timeout: 5, ...options }), blobOf(options.blob, options.mime))
     if (message.tag !== "response") throw new Error("send-and-await-response returned a request")
@@ -108,7 +125,7 @@ export const call = (target: Address, body: Body, options: RequestOptions & Blob
   }
 }
 
-/** `call` with a JSON answer. */
+/** `call` with a JSON answer; throws `BadBody` too, when the answer is not JSON. */
 export const callJson = <T = unknown>(target: Address, body: Body, options: RequestOptions = {}): T =>
   json<T>(call(target, body, options).response.body)
 

@@ -21,18 +21,29 @@ export interface SpawnOptions {
   readonly public?: boolean
 }
 
+const KIMAP_SAFE = /^[a-z0-9-]+$/
+/** Packages installed under Kinode's older names (`app_store`) may also spawn names with `_`. */
+const LEGACY_SAFE = /^[a-z0-9_-]+$/
+
 /**
- * Starts a child from a Wasm file in our package (`/pkg:pub/pkg/x.wasm` or
- * `pkg/x.wasm`, relative to our package drive). Throws `SpawnFailed`.
+ * Starts a child `<name>:<our package>:<our publisher>` (a random number when no name is
+ * given) from a Wasm component file: `pkg/x.wasm` is relative to our package's drive,
+ * `/<package>:<publisher>/pkg/x.wasm` any drive we may read. The child holds messaging
+ * to us, the `capabilities` we hold that we pass on, and runs `init` at once. Returns its
+ * id. Throws `SpawnFailed` (`name-taken`, `no-file-at-path`, `bad-name`).
  */
 export const spawn = (wasmPath: string, options: SpawnOptions = {}): ProcessId => {
   const self = wit.our().process
   const path = wasmPath.startsWith("/") ? wasmPath : `/${self.packageName}:${self.publisherNode}/${wasmPath}`
+  const legacy = self.processName.includes("_") || self.packageName.includes("_")
+  if (options.name !== undefined && !(legacy ? LEGACY_SAFE : KIMAP_SAFE).test(options.name)) {
+    throw new SpawnFailed("bad-name", path, options.name)
+  }
   try {
     return wit.spawn(options.name, path, options.onExit ?? { tag: "none" }, options.capabilities ?? [], options.grants ?? [], options.public ?? false)
   } catch (e) {
     const reason = payloadOf(e)
-    if (reason === "name-taken" || reason === "no-file-at-path") throw new SpawnFailed(reason, path)
+    if (reason === "name-taken" || reason === "no-file-at-path") throw new SpawnFailed(reason, path, options.name)
     throw e
   }
 }

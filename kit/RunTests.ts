@@ -1,15 +1,15 @@
 /**
  * `kit-ts run-tests`: a package's tests (`test/**\/*.test.ts`, kit/testing.ts) against a
- * throwaway node: the package is built (type check included), a dev node booted
- * (detached, on a temporary home), the package installed with `start-package`'s path,
- * then every exported function of every test file called in turn with a `TestNode`;
- * the node is stopped and its home removed at the end, whatever happened.
+ * throwaway node: the package is built (type check included) while a dev node boots
+ * (detached, on a temporary home), the package is installed with `start-package`'s
+ * path, then every exported function of every test file is called in turn with a
+ * `TestNode`; the caller stops the node (its home is removed) whatever happened.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
 import { packageIdOf } from "../apps/build.ts"
-import { bootDevNode, type DevNodeOptions } from "./DevNode.ts"
+import type { DevNode } from "./DevNode.ts"
 import { rpc } from "./Rpc.ts"
 import { startPackage } from "./StartPackage.ts"
 import type { Answer, Test, TestNode } from "./testing.ts"
@@ -80,25 +80,25 @@ export interface TestReport {
 }
 
 export interface RunOptions {
-  readonly node: Omit<DevNodeOptions, "detached">
+  /** A detached dev node, booting or booted (bootDevNode); undefined when the package has no tests. */
+  readonly node: DevNode | undefined
   readonly log: (line: string) => void
   readonly step: <A>(label: string, f: () => Promise<A>) => Promise<A>
 }
 
-/** Runs the tests of the (built) package folder `dir`. */
+/** Runs the tests of the (built) package folder `dir` on `options.node`. */
 export const runTests = async (dirIn: string, options: RunOptions): Promise<TestReport> => {
   const dir = path.resolve(dirIn)
-  const { log, step } = options
+  const { log, step, node } = options
   const files = testFiles(dir)
   const id = packageIdOf(dir)
   const pkg = `${id.package}:${id.publisher}`
-  if (files.length === 0) {
+  if (files.length === 0 || node === undefined) {
     log(`${pkg}: no tests (test/*.test.ts)`)
     return { passed: 0, failed: 0 }
   }
-  const node = bootDevNode({ ...options.node, detached: true })
-  try {
-    const url = await step(`booting a throwaway node${node.name === undefined ? "" : ` ${node.name}`} (home ${node.home})`, () => node.ready)
+  {
+    const url = await step(`waiting for node ${node.name ?? "?"} to boot`, () => node.ready)
     const started = await startPackage(dir, url, step)
     log(started.summary)
     const t = testNode(node.name ?? "?", url, pkg, node.output)
@@ -127,7 +127,5 @@ export const runTests = async (dirIn: string, options: RunOptions): Promise<Test
     }
     log(`${passed} passed, ${failed} failed`)
     return { passed, failed }
-  } finally {
-    await node.stop()
   }
 }

@@ -12,7 +12,7 @@ import { BuildRefused, buildPackage, packageIdOf, type Progress } from "../apps/
 import { bootDevNode, DevNodeFailed } from "./DevNode.ts"
 import { DEFAULT_PUBLISHER, newPackage, NewRefused, type Template, TEMPLATES } from "./New.ts"
 import { RpcFailed } from "./Rpc.ts"
-import { runTests } from "./RunTests.ts"
+import { runTests, testFiles } from "./RunTests.ts"
 import { StartRefused, startPackage } from "./StartPackage.ts"
 import { typeCheck } from "./TypeCheck.ts"
 
@@ -223,9 +223,19 @@ const commands: Record<string, (argv: ReadonlyArray<string>) => Promise<number>>
     if (values.help === true) return help("run-tests")
     const dir = onePositional(positionals, "folder") ?? "."
     const p = port(values.port)
-    if (!(await build(dir, false))) return 1
-    const report = await runTests(dir, { node: { ...(p === undefined ? {} : { port: p }), nodeArgs: rest }, log: out, step })
-    return report.failed > 0 ? 1 : 0
+    packageIdOf(dir)
+    // The node boots while the package builds (a first boot takes ~10 s).
+    const node = testFiles(path.resolve(dir)).length === 0
+      ? undefined
+      : bootDevNode({ detached: true, ...(p === undefined ? {} : { port: p }), nodeArgs: rest })
+    if (node !== undefined) out(`booting a throwaway node ${node.name ?? ""} meanwhile (home ${node.home}, removed at the end)`)
+    try {
+      if (!(await build(dir, false))) return 1
+      const report = await runTests(dir, { node, log: out, step })
+      return report.failed > 0 ? 1 : 0
+    } finally {
+      await node?.stop()
+    }
   }
 }
 

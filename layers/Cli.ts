@@ -1,8 +1,9 @@
 /**
  * `node dist/main.js --home <dir>`: logs in (first boot: registers the name on the
- * chain), boots the node and runs the terminal on stdin. Ctrl-C, SIGTERM and end of
- * input (Ctrl-D) shut it down cleanly: processes stop, the process map is flushed,
- * LMDB is closed.
+ * chain), boots the node and runs the terminal on stdin. Ctrl-C, SIGTERM, end of input
+ * (Ctrl-D) and a process's `Shutdown` kernel command shut it down cleanly, within
+ * `STOP_DEADLINE_MS` whatever apps are doing: processes stop first (the process map is
+ * flushed), then the services close, LMDB last, and the process exits.
  *
  * Flags are parsed with Node's own `util.parseArgs` (no dependency; `--flag value`,
  * `--flag=value`, short options, unknown flags refused).
@@ -12,12 +13,14 @@ import { Cause, Effect, Exit, Layer, Runtime, Schema } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as net from "node:net"
+import * as path from "node:path"
 import { parseArgs } from "node:util"
 import type { Hex } from "viem"
 import { Kernel } from "../src/Kernel.ts"
 import { Printout } from "../src/Printout.ts"
 import { BASE_CHAIN_ID, type ChainExit, ChainUnavailable, embeddedOptions, fundOnAnvil, KIMAP_ADDRESS, makeRegistry, startAnvil } from "../services/chain/index.ts"
 import { describeHomeFailure, homeExitCode, openHome } from "../services/home/index.ts"
+import { extendToLastPage } from "../services/lmdb/index.ts"
 import { AllowList } from "../services/http-client/index.ts"
 import { HttpServer } from "../services/http-server/index.ts"
 import { ChainIdentity, decodeKeyfile, describeLoginFailure, keyfilePath, login, publicKeyHex } from "../services/identity/index.ts"
@@ -354,6 +357,8 @@ const runNode = (flags: Flags, phases: Phases, chainExit: Effect.Effect<ChainExi
   Effect.gen(function*() {
     const kernel = yield* Kernel
     const printout = yield* Printout
+    // However the node stops, its processes stop first, before any service closes under them.
+    yield* Effect.addFinalizer(() => Effect.andThen(Effect.sync(() => armStopDeadline(flags.home)), kernel.shutdown))
     phases.mark("services")
     if (chainExit !== undefined) {
       // The node keeps running without its chain; the user is told at once, not at the next lookup.
@@ -374,10 +379,10 @@ const runNode = (flags: Flags, phases: Phases, chainExit: Effect.Effect<ChainExi
     printout.print(0, "kernel", `kinode-ts node ${kernel.node} booted (home ${flags.home}); ${kernel.processes().length} processes`)
     printout.print(0, "kernel", `open ${http.url} in a browser and log in with your password` +
       (http.port !== flags.httpPort ? ` (port ${flags.httpPort} was taken)` : ""))
-    if (flags.detached) return yield* Effect.never
+    if (flags.detached) return yield* kernel.shutdownRequested
     printout.print(2, "kernel", phases.line())
     printout.print(0, "kernel", `type help for commands`)
-    yield* readLoop
+    yield* Effect.raceFirst(readLoop, kernel.shutdownRequested)
     printout.print(0, "kernel", "shutting down")
   })
 
@@ -459,6 +464,7 @@ export const main = (argv: ReadonlyArray<string>) => {
         indexer,
         net,
         safeMode: flags.safeMode,
+        knsContract: chainId === undefined ? undefined : { chainId, address: KIMAP_ADDRESS },
         // The node's chain is eth's first provider (Kinode's `--rpc`): the embedded anvil over
         // its WebSocket (a request costs ~70 µs there, ~500 µs over HTTP).
         eth: chainId === undefined ? {} : {
@@ -482,9 +488,36 @@ export const main = (argv: ReadonlyArray<string>) => {
 }
 
 /**
+ * How long stopping may take. Processes stop in well under it (all interrupted at once,
+ * `kernel.shutdown`); if a service's close hangs past it (a socket that never closes, a
+ * worker that never answers: libp2p's stop and sqlite's close each wait up to 5 s), the
+ * node says so and exits anyway: everything durable was committed as it happened (LMDB
+ * commits are synced), the process map was flushed, and the LMDB file is made whole
+ * for the next open as a clean close would (`extendToLastPage`).
+ */
+const STOP_DEADLINE_MS = 1_500
+
+const armStopDeadline = (home: string) => {
+  setTimeout(() => {
+    process.stderr.write(`shutdown: services were still closing after ${STOP_DEADLINE_MS} ms; exited without waiting for them\n`)
+    extendToLastPage(path.join(home, "lmdb", "data.mdb"))
+    process.exit()
+  }, STOP_DEADLINE_MS).unref()
+}
+
+/**
  * Ctrl-C and SIGTERM interrupt the program, and the node shuts down as on Ctrl-D: exit 0,
  * not Effect's 130 for an interrupted main, which supervisors and scripts read as a
- * failure. A finalizer that fails while stopping still makes the exit nonzero.
+ * failure. A finalizer that fails while stopping still makes the exit nonzero. Once the
+ * program has ended the process exits at once: a library's timer or socket left behind
+ * does not hold it (libp2p's address-manager debounce kept a stopped node ~1 s).
  */
-const stoppedBySignalIsOk: Runtime.Teardown = (exit, onExit) =>
-  Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
+const stoppedBySignalIsOk: Runtime.Teardown = (exit, onExit) => {
+  const exitNow = (code: number) => {
+    onExit(code) // exits by itself after a signal or with a nonzero code
+    // No argument keeps an exit code set on the way (exitCodeOf); `exit(undefined)` resets it to 0.
+    if (code === 0) process.exit()
+    else process.exit(code)
+  }
+  return Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? exitNow(0) : Runtime.defaultTeardown(exit, exitNow)
+}

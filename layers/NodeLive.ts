@@ -9,7 +9,7 @@ import { Eth } from "../services/eth/index.ts"
 import { Homepage } from "../services/homepage/index.ts"
 import { HttpClient } from "../services/http-client/index.ts"
 import { HttpServer, type HttpServerOptions } from "../services/http-server/index.ts"
-import { KernelConfig } from "../src/Kernel.ts"
+import { KernelConfig, type KnsContract } from "../src/Kernel.ts"
 import type { Identity } from "../src/Identity.ts"
 import type { ModuleHost } from "../src/ModuleHost.ts"
 import { prepareHomeDir } from "../services/home/index.ts"
@@ -36,6 +36,8 @@ export interface NodeOptions {
   readonly net?: NetOptions | undefined
   /** Boot with userspace processes registered but not started (`--safe-mode`). */
   readonly safeMode?: boolean | undefined
+  /** The registry the node follows, sent at boot to an installed KNS indexer package (as Kinode's kernel did). */
+  readonly knsContract?: KnsContract | undefined
   /** HTTP in (`http-server`: port, bind, login) and out (`http-client`: the allow-list). */
   /** `eth:distro:sys`: providers given at boot (`--rpc` or the embedded chain), before the saved ones. */
   readonly eth?: Eth.EthOptions | undefined
@@ -68,7 +70,7 @@ export const NodeLive = (options: NodeOptions) => {
     Layer.provide(BuiltinPrograms),
     Layer.provide(KernelStoreLmdb),
     Layer.provideMerge(Lmdb.layer),
-    Layer.provideMerge(KernelConfig.layer({ mailboxCapacity: 1024, safeMode: options.safeMode === true })),
+    Layer.provideMerge(KernelConfig.layer({ mailboxCapacity: 1024, safeMode: options.safeMode === true, knsContract: options.knsContract })),
     Layer.provideMerge(options.identity),
     Layer.provideMerge(TerminalPrintout(options.verbosity)),
     Layer.provideMerge(HomeDir(options.home))

@@ -3,6 +3,7 @@ export { type Database, Lmdb, LmdbError } from "./Lmdb.ts"
 export {
   checkLmdbFile,
   describeLmdbDamage,
+  extendToLastPage,
   LmdbDamage,
   LmdbDamaged,
   type LmdbFileState,

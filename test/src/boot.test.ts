@@ -211,6 +211,22 @@ describe("shutdown (§5.6)", () => {
     }))
 })
 
+describe("the Shutdown command", () => {
+  it.live("stops every process and tells the node's runner (Kinode's kernel then returns and the node stops)", () => {
+    const k = testKernel({ programs })
+    return Effect.gen(function*() {
+      const kernel = yield* Kernel
+      const api = yield* driver("root:test:sys", ["kernel:distro:sys"], true)
+      yield* kernelCall(api, { InitializeProcess: { id: "s:test:sys", wasm_bytes_handle: "native:spinner", wit_version: null, on_exit: "Restart", initial_capabilities: [], public: true } })
+      yield* kernelCall(api, { RunProcess: "s:test:sys" })
+      assert.strictEqual(kernel.info("s:test:sys")?.status, "running")
+      api.sendRequest(at("kernel:distro:sys"), request({ body: json("Shutdown") }), undefined, undefined)
+      yield* kernel.shutdownRequested.pipe(Effect.timeout("2 seconds"))
+      assert.strictEqual(kernel.info("s:test:sys")?.status, "exited")
+    }).pipe(Effect.scoped, Effect.provide(k.layer))
+  })
+})
+
 describe("Debug (§5.7)", () => {
   it.live("without a response expected the kernel prints it as Kinode 0.7's did; with one it answers instead", () => {
     const k = testKernel({ programs })

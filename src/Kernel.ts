@@ -91,11 +91,13 @@ export interface KnsContract {
 }
 
 /**
- * Userspace ids of KNS indexer packages: Kinode 0.5-0.6's `kns_indexer` waits for the
- * kernel's `[chain_id, "0x<contract>"]` before it indexes anything; Kinode 1.0's
- * `kns-indexer` has the address built in (and ignores a request it cannot parse).
+ * The KNS indexer package that waits for the kernel's `[chain_id, "0x<contract>"]`:
+ * Kinode 0.5-0.6's `kns_indexer` (built for kinode:process@0.7.0) indexes nothing until
+ * it arrives; Kinode 0.7's prints "got invalid message" for it and goes on. Kinode 1.0's
+ * `kns-indexer` has the address built in and stops on a body it cannot parse, so it is
+ * not sent one (Kinode 1.0's kernel sends none either).
  */
-export const KNS_INDEXER_PACKAGES = ["kns_indexer:kns_indexer:sys", "kns-indexer:kns-indexer:sys"] as const
+export const KNS_INDEXER_PACKAGE = "kns_indexer:kns_indexer:sys"
 
 /**
  * `NetAction::KnsBatchUpdate(vec![])` as rmp-serde writes it: a one-entry map (fixmap
@@ -297,21 +299,18 @@ const makeKernel = Effect.gen(function*() {
    * command starts every process, `booted`), the node providers of its eth config to
    * `net` as `KnsBatchUpdate` (kinode-ts's eth has no node providers, only RPC URLs, so
    * the batch is empty, as on a Kinode with its default providers), and, as Kinode
-   * 0.5-0.6 did, `[chain_id, "0x<contract>"]` (JSON) to an installed KNS indexer package,
-   * which waits for it before indexing. The node's own indexer is a runtime module
-   * configured at start; it is not sent anything.
+   * 0.5-0.6 did, `[chain_id, "0x<contract>"]` (JSON) to an installed `kns_indexer`
+   * package, which waits for it before indexing (`KNS_INDEXER_PACKAGE`). The node's own
+   * indexer, `kns-indexer:kns-indexer:sys`, is a runtime module configured at start.
    */
   const bootMessages = Effect.gen(function*() {
     if (send("kernel:distro:sys", text(JSON.stringify("Booted")), true) !== undefined) yield* booted
     yield* Deferred.await(bootRan)
     send("net:distro:sys", EMPTY_KNS_BATCH_UPDATE)
     const contract = config.knsContract
-    if (contract === undefined) return
-    for (const id of KNS_INDEXER_PACKAGES) {
-      const status = processes.info(id)?.status
-      if (status === undefined || status === "runtime") continue
-      send(id, text(JSON.stringify([contract.chainId, contract.address.toLowerCase()])))
-    }
+    const status = processes.info(KNS_INDEXER_PACKAGE)?.status
+    if (contract === undefined || status === undefined || status === "runtime") return
+    send(KNS_INDEXER_PACKAGE, text(JSON.stringify([contract.chainId, contract.address.toLowerCase()])))
   })
 
   const shutdownAsked = yield* Deferred.make<void>()

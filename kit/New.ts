@@ -11,8 +11,9 @@
  *
  * Both: `metadata.json` (Kinode's current form), `pkg/manifest.json` (one public process
  * named after the package, on-exit Restart, messaging to `http-server:distro:sys` so its
- * answers reach tools on the RPC path), `.gitignore` for the build outputs,
- * `package.json` (ES modules, for the tests), a README.
+ * answers reach tools on the RPC path), `.gitignore` for the build outputs, a README.
+ * No `package.json`: inside the checkout, `npx kit-ts` finds the tool through the
+ * checkout's (a folder's own would hide it); the tests are ES modules by their syntax.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -199,7 +200,6 @@ export const templateFiles = (name: string, template: Template, publisher: strin
     : { "src/main.wat": mainWat(name) }),
   [`test/${name}.test.ts`]: testTs(name, publisher, template),
   "test/tsconfig.json": testTsconfig(),
-  "package.json": json({ name, private: true, type: "module" }),
   ".gitignore": gitignore,
   "README.md": readme(name, publisher, template)
 })

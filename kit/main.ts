@@ -45,7 +45,7 @@ package named after it (a-z, 0-9, -): <name>:<publisher>, one process
   --publisher      the package's publisher (default ${DEFAULT_PUBLISHER})
 
 Also metadata.json, pkg/manifest.json, test/<name>.test.ts (passes as it is: kit-ts
-run-tests), package.json, .gitignore, README.md.`,
+run-tests), .gitignore, README.md.`,
   build: `usage: kit-ts build [dir] [--force]
 
 Builds the package in <dir> (default .): first type-checks its TypeScript (src/ against
@@ -100,6 +100,7 @@ class Usage extends Error {
 
 const out = (line: string) => process.stdout.write(`${line}\n`)
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
+const size = (bytes: number) => (bytes < 1e6 ? `${(bytes / 1e3).toFixed(1)} kB` : `${(bytes / 1e6).toFixed(1)} MB`)
 const shown = (file: string) => {
   const rel = path.relative(process.cwd(), file)
   return rel.startsWith("..") && rel.split(path.sep).length > 3 ? file : rel
@@ -137,7 +138,7 @@ const build = async (dir: string, force: boolean): Promise<boolean> => {
   const r = await buildPackage(dir, { force, progress })
   out(
     `${id.package}:${id.publisher} ${r.built ? "built" : "up to date"} in ${seconds(performance.now() - t0)}: ` +
-      `${shown(r.zip)} (${(r.zipBytes / 1e6).toFixed(1)} MB)`
+      `${shown(r.zip)} (${size(r.zipBytes)})`
   )
   return true
 }
@@ -208,7 +209,7 @@ const commands: Record<string, (argv: ReadonlyArray<string>) => Promise<number>>
     out(node.name === undefined
       ? `booting the node in ${node.home} (not made by kit-ts: it asks its password)`
       : `booting dev node ${node.name}, password ${node.password}, home ${node.home} (${node.temporary ? "removed when it exits" : "kept"})`)
-    out(`the first boot registers the name on the local chain and installs the bundled apps (~10 s); then: kit-ts start-package --url <the URL it prints>`)
+    out(`the first boot registers the name on the local chain and installs the bundled apps (~10-20 s); then: kit-ts start-package --url <the URL it prints>`)
     for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
       process.on(sig, () => {
         if (node.child.exitCode === null) node.child.kill(sig)
@@ -269,6 +270,14 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     }
     throw e
   }
+}
+
+// Output piped into a reader that went away (kit-ts --help | head): stop quietly.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(process.exitCode ?? 0)
+    throw e
+  })
 }
 
 process.exitCode = await main(process.argv.slice(2))

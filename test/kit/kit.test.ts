@@ -134,9 +134,11 @@ describe("kit-ts, end to end", () => {
     const created = await kit(["new", "hello"], work)
     assert.strictEqual(created.code, 0, created.out)
     assert.match(created.out, /^created hello\/ \(TypeScript\): hello:template\.os$/m)
-    for (const f of ["metadata.json", "pkg/manifest.json", "src/main.ts", "tsconfig.json", "test/hello.test.ts", "test/tsconfig.json", "package.json", ".gitignore"]) {
+    for (const f of ["metadata.json", "pkg/manifest.json", "src/main.ts", "tsconfig.json", "test/hello.test.ts", "test/tsconfig.json", ".gitignore"]) {
       assert.isTrue(fs.existsSync(path.join(hello, f)), f)
     }
+    // No package.json of its own: it would hide the checkout's kit-ts from npx inside the checkout.
+    assert.isFalse(fs.existsSync(path.join(hello, "package.json")))
     const built = await kit(["build"], hello)
     t.built = Date.now()
     assert.strictEqual(built.code, 0, built.out)
@@ -156,7 +158,7 @@ describe("kit-ts, end to end", () => {
     assert.strictEqual(w.code, 0, w.out)
     const wb = await kit(["build"], wat)
     assert.strictEqual(wb.code, 0, wb.out)
-    assert.match(wb.out, /^wat-echo:template\.os built in [\d.]+ s: target\/wat-echo:template\.os\.zip \([\d.]+ MB\)$/m)
+    assert.match(wb.out, /^wat-echo:template\.os built in [\d.]+ s: target\/wat-echo:template\.os\.zip \([\d.]+ kB\)$/m)
   }, 240_000)
 
   it("boot-dev-node, start-package into it: the app answers over RPC and at the prompt; a WAT package too; a refusal says why", async () => {
@@ -330,16 +332,23 @@ export async function answersUpperCase(node: TestNode): Promise<void> {
     assert.strictEqual(bad.code, 2)
     assert.match(bad.out, /^kit-ts build: Unknown option '--nope'/m)
 
-    // As README says: npm exec --prefix <checkout> kit-ts -- <command>, here from another folder.
-    const npm = userPath.split(path.delimiter).map((d) => path.join(d, "npm")).find((p) => fs.existsSync(p))
-    if (npm === undefined) return
-    const viaNpm = await new Promise<{ code: number | null; out: string }>((resolve) => {
-      const child = spawn(npm, ["exec", "--prefix", root, "kit-ts", "--", "new", "from-npm", "--template", "wat"], { cwd: work, env: env() })
-      let out = ""
-      child.stdout.on("data", (d: Buffer) => (out += d.toString()))
-      child.stderr.on("data", (d: Buffer) => (out += d.toString()))
-      child.on("exit", (code) => resolve({ code, out }))
-    })
+    // As README says: npx kit-ts inside the checkout; npm exec --prefix <checkout> kit-ts -- elsewhere.
+    const npmBin = (name: string) => userPath.split(path.delimiter).map((d) => path.join(d, name)).find((p) => fs.existsSync(p))
+    const npm = npmBin("npm")
+    const npx = npmBin("npx")
+    if (npm === undefined || npx === undefined) return
+    const run = (command: string, args: ReadonlyArray<string>, cwd: string) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(command, args, { cwd, env: env() })
+        let out = ""
+        child.stdout.on("data", (d: Buffer) => (out += d.toString()))
+        child.stderr.on("data", (d: Buffer) => (out += d.toString()))
+        child.on("exit", (code) => resolve({ code, out }))
+      })
+    const viaNpx = await run(npx, ["--no-install", "kit-ts", "build", "--help"], path.join(root, "apps"))
+    assert.strictEqual(viaNpx.code, 0, viaNpx.out)
+    assert.match(viaNpx.out, /^usage: kit-ts build/)
+    const viaNpm = await run(npm, ["exec", "--prefix", root, "kit-ts", "--", "new", "from-npm", "--template", "wat"], work)
     assert.strictEqual(viaNpm.code, 0, viaNpm.out)
     assert.isTrue(fs.existsSync(path.join(work, "from-npm", "src", "main.wat")), "created in the folder npm exec ran in")
   }, 60_000)

@@ -18,7 +18,7 @@ import { NATIVE_TERMINAL_PROCESS, Terminal, TERMINAL_PROCESS } from "../../servi
 import { Kernel } from "../../src/Kernel.ts"
 import { bodyText } from "../../src/Message.ts"
 import type { Printed } from "../../src/Printout.ts"
-import { buildTrap } from "../fixtures/wasm/build.ts"
+import { buildEcho, buildTrap } from "../fixtures/wasm/build.ts"
 import { appNode } from "./support/AppNode.ts"
 
 const repo = path.resolve(import.meta.dirname, "..", "..")
@@ -121,6 +121,71 @@ describe("terminal app and scripts", () => {
       yield* typed(lines, "echo:echo:sys hi", /error calling script: no scripts manifest in package echo:sys/)
       yield* typed(lines, "nope:terminal:sys hi", /error calling script: script not in scripts\.json file: terminal:sys has no script nope/)
       // peers, peer, net-diagnostics, kns and kfetch need the network: test/cli/terminal.test.ts.
+    }).pipe(Effect.provide(layer), Effect.scoped)
+  }, 180_000)
+
+  it.live("m attaches a blob (-b <vfs path>, --blob-text): the receiver gets it; a missing or too large file is said at once; InitializeProcess + RunProcess from the terminal", () => {
+    const { layer, lines } = node()
+    return Effect.gen(function*() {
+      yield* install("terminal")
+      yield* install("echo")
+      const kernel = yield* Kernel
+      const n = kernel.node
+
+      // The receiver sees the file's bytes and its MIME type from the extension.
+      const receiver = yield* kernel.session("blobseer:test:sys", { capabilities: [], public: true })
+      yield* (yield* Terminal).run("m our@blobseer:test:sys look -b /terminal:sys/pkg/manifest.json")
+      const r = yield* receiver.receiveEffect
+      assert.strictEqual(r._tag, "Message")
+      if (r._tag !== "Message") return
+      assert.strictEqual(bodyText(r.message), "look")
+      const manifest = fs.readFileSync(path.join(repo, "apps", "terminal", "pkg", "manifest.json"))
+      assert.deepStrictEqual(receiver.getBlob()?.bytes, new Uint8Array(manifest))
+      assert.strictEqual(receiver.getBlob()?.mime, "application/json")
+      yield* (yield* Terminal).run("m our@blobseer:test:sys 'some text' --blob-text 'a blob of text'")
+      const t = yield* receiver.receiveEffect
+      assert.strictEqual(t._tag, "Message")
+      assert.strictEqual(new TextDecoder().decode(receiver.getBlob()?.bytes), "a blob of text")
+      assert.strictEqual(receiver.getBlob()?.mime, "text/plain")
+
+      // echo answers with the blob it got; m -a prints the response's blob on a line of its own.
+      const echoed = yield* typed(lines, "m -a 5 our@echo:echo:sys hi --blob-text 'round trip'", /blob \(/)
+      assert.strictEqual(echoed.text, "terminal:sys: hi\nblob (10 bytes): round trip")
+      const file = yield* typed(lines, "m our@echo:echo:sys file --blob=/terminal:sys/pkg/manifest.json -a 5", /blob \(/)
+      assert.match(file.text, new RegExp(`^terminal:sys: file\nblob \\(${manifest.length} bytes\\): \\[`))
+      // No blob, no blob line.
+      assert.strictEqual((yield* typed(lines, "m our@echo:echo:sys plain -a 5", /plain/)).text, "terminal:sys: plain")
+
+      // A missing file, a file past the message limit (the TS echo component, ~12 MB): said at once, nothing sent.
+      const missing = yield* typed(lines, "m our@echo:echo:sys hi -b /terminal:sys/pkg/nope.wasm -a 30", /failed to read blob file/)
+      assert.match(missing.text, /^terminal:sys: failed to read blob file \/terminal:sys\/pkg\/nope\.wasm from VFS: .+/)
+      assert.isBelow(missing.ms, 5000)
+      const big = yield* typed(lines, "m our@echo:echo:sys hi -b /echo:sys/pkg/echo.wasm -a 30", /more than a message may carry/)
+      assert.match(big.text, /blob file \/echo:sys\/pkg\/echo\.wasm is \d+\.\d MB, more than a message may carry/)
+      assert.isBelow(big.ms, 5000)
+      yield* typed(lines, "m our@echo:echo:sys hi -b /a --blob-text b", /cannot be used with '--blob-text <text>'/)
+      yield* typed(lines, "m our@echo:echo:sys hi -b", /a value is required for '--blob'/)
+
+      // Kinode's way to start a process, typed: InitializeProcess with the Wasm as blob, then RunProcess.
+      yield* install("wecho", zipSync({ "manifest.json": utf8.encode("[]"), "wecho.wasm": yield* Effect.promise(buildEcho) }), "test.dev")
+      const init = JSON.stringify({
+        InitializeProcess: {
+          id: "wecho:wecho:test.dev",
+          wasm_bytes_handle: "/wecho:test.dev/pkg/wecho.wasm",
+          wit_version: 1,
+          on_exit: "None",
+          initial_capabilities: [],
+          public: true
+        }
+      })
+      yield* typed(lines, `m our@kernel:distro:sys '${init}' --blob /wecho:test.dev/pkg/wecho.wasm -a 5`, /^terminal:sys: "InitializedProcess"$/)
+      yield* typed(lines, `m our@kernel:distro:sys '{"RunProcess": "wecho:wecho:test.dev"}' -a 5`, /^terminal:sys: "StartedProcess"$/)
+      assert.strictEqual(kernel.info("wecho:wecho:test.dev")?.status, "running")
+      yield* typed(lines, `m ${n}@wecho:wecho:test.dev 'are you there' -a 5`, /^terminal:sys: are you there$/)
+      // Without the blob, the kernel says why (Kinode's "no code blob").
+      const noBlob = init.replace("wecho:wecho", "other:wecho")
+      yield* typed(lines, `m our@kernel:distro:sys '${noBlob}' -a 5`, /^terminal:sys: "InitializeProcessError"$/)
+      yield* typed(lines, "help m", /--blob-text/)
     }).pipe(Effect.provide(layer), Effect.scoped)
   }, 180_000)
 

@@ -1,14 +1,14 @@
 /**
  * One JSON-RPC exchange over HTTP(S), through viem's HTTP RPC client (`fetch`, a
  * timeout that also covers reading the body, credentials in the URL as Basic auth).
- * The exchange is aborted when the calling fiber is interrupted. u64 params that
- * arrived as bigints go out as bare JSON integers, digit for digit.
+ * The exchange is aborted when the caller cancels it. u64 params that arrived as
+ * bigints go out as bare JSON integers, digit for digit.
  */
-import { Effect } from "effect"
 import { HttpRequestError, ResponseBodyTooLargeError, RpcRequestError, TimeoutError } from "viem"
 import { getHttpRpcClient, type HttpRpcClient } from "viem/utils"
 import { MAX_MESSAGE_BYTES } from "../../src/Message.ts"
 import { type AttemptError, ProviderDown, readAnswer, RpcErrorPayload, RpcMalformed, RpcTimedOut } from "./RpcErrors.ts"
+import type { Send } from "./SocketRpc.ts"
 
 const rawJson = (JSON as unknown as { rawJSON: (text: string) => unknown }).rawJSON
 
@@ -49,26 +49,38 @@ const classify = (url: string, e: unknown): AttemptError => {
 
 export interface HttpRpc {
   readonly url: string
-  /** `method(params)` within `timeoutMillis`: the result, or why not. */
-  readonly request: (method: string, params: unknown, timeoutMillis: number) => Effect.Effect<unknown, AttemptError>
+  /** `method(params)` within `timeoutMillis`: `done` gets the result, or why not; the cancel aborts it. */
+  readonly send: Send
 }
 
 export const make = (url: string): HttpRpc => {
   const client: HttpRpcClient = getHttpRpcClient(url, { maxResponseBodySize: MAX_MESSAGE_BYTES })
   return {
     url,
-    request: (method, params, timeoutMillis) =>
-      Effect.tryPromise({
-        try: (signal) =>
-          client.request({
-            body: { method, params: rawBigInts(params) },
-            timeout: Math.max(1, Math.floor(timeoutMillis)),
-            fetchOptions: { signal }
-          }),
-        catch: (e) => classify(url, e)
-      }).pipe(Effect.flatMap((answer) => {
-        const read = readAnswer(url, answer)
-        return read.ok ? Effect.succeed(read.value) : Effect.fail(read.error)
-      }))
+    send: (method, params, timeoutMillis, done) => {
+      const abort = new AbortController()
+      let settled = false
+      client.request({
+        body: { method, params: rawBigInts(params) },
+        timeout: Math.max(1, Math.floor(timeoutMillis)),
+        fetchOptions: { signal: abort.signal }
+      }).then(
+        (answer) => {
+          if (settled) return
+          settled = true
+          done(readAnswer(url, answer))
+        },
+        (e) => {
+          if (settled) return
+          settled = true
+          done({ ok: false, error: classify(url, e) })
+        }
+      )
+      return () => {
+        if (settled) return
+        settled = true
+        abort.abort()
+      }
+    }
   }
 }

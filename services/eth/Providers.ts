@@ -11,17 +11,16 @@
  * - `ws://` / `wss://`: requests and subscriptions over one socket (Kinode's only kind).
  * - anything else is kept in the config but never answers (printed when added).
  */
-import { Effect } from "effect"
 import * as HttpRpc from "./HttpRpc.ts"
 import type { KnsUpdate, ProviderConfig } from "./Protocol.ts"
-import { type AttemptError, ProviderDown } from "./RpcErrors.ts"
+import { ProviderDown } from "./RpcErrors.ts"
 import * as SocketRpc from "./SocketRpc.ts"
 
 export interface UrlProvider {
   readonly url: string
   readonly trusted: boolean
-  /** `method(params)` within `timeoutMillis`. */
-  readonly request: (method: string, params: unknown, timeoutMillis: number) => Effect.Effect<unknown, AttemptError>
+  /** `method(params)` within `timeoutMillis`: `done` gets the outcome once; the cancel drops it. */
+  readonly send: SocketRpc.Send
   /** The socket subscriptions go over; undefined for a URL that is not http(s) or ws(s). */
   readonly socket: SocketRpc.SocketLink | undefined
   readonly close: () => void
@@ -63,18 +62,21 @@ const makeUrlProvider = (url: string, trusted: boolean, socket: SocketRpc.Socket
     case "http": {
       const http = HttpRpc.make(url)
       const link = SocketRpc.make(socketTwin(url), socket)
-      return { url, trusted, request: http.request, socket: link, close: link.close }
+      return { url, trusted, send: http.send, socket: link, close: link.close }
     }
     case "ws": {
       const link = SocketRpc.make(url, socket)
-      return { url, trusted, request: link.request, socket: link, close: link.close }
+      return { url, trusted, send: link.send, socket: link, close: link.close }
     }
     case undefined: {
       const down = new ProviderDown({ url, reason: "not an http(s):// or ws(s):// URL" })
       return {
         url,
         trusted,
-        request: () => Effect.fail(down),
+        send: (_method, _params, _timeoutMillis, done) => {
+          done({ ok: false, error: down })
+          return () => {}
+        },
         socket: undefined,
         close: () => {}
       }

@@ -31,6 +31,9 @@ export class RpcTimedOut extends Schema.TaggedError<RpcTimedOut>()("RpcTimedOut"
 
 export type AttemptError = RpcErrorPayload | RpcMalformed | ProviderDown | RpcTimedOut
 
+/** How one attempt at a provider came out: its `result`, or why not. */
+export type Attempt = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: AttemptError }
+
 /** The caller's error for an attempt's failure. */
 export const toEthError = (e: AttemptError): EthError => {
   switch (e._tag) {
@@ -68,7 +71,7 @@ export const isErrorObject = (u: unknown): boolean => isObject(u) && typeof u["c
  * Reads a JSON-RPC answer: its `result` (which may be `null`), or the failure it stands
  * for. Anything that is neither a result nor a well-formed error is garbage.
  */
-export const readAnswer = (url: string, answer: unknown): { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: AttemptError } => {
+export const readAnswer = (url: string, answer: unknown): Attempt => {
   if (!isObject(answer)) return { ok: false, error: new RpcMalformed({ url, reason: "the answer is not a JSON object" }) }
   if ("error" in answer && answer["error"] !== undefined && answer["error"] !== null) {
     return isErrorObject(answer["error"])

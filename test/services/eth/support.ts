@@ -2,9 +2,11 @@
  * What the eth tests run on: the real kernel (real LMDB in a temp dir or a given home)
  * with the module; real anvils from npm on free ports (stoppable and restartable on the
  * same port); a TCP server that accepts and never answers; an HTTP server that answers
- * garbage; processes played by native sessions, as an app would.
+ * garbage; a WebSocket server that opens and answers only some methods; processes
+ * played by native sessions, as an app would.
  */
 import { Deferred, Duration, Effect, Exit, Layer, Queue, Result, Scope } from "effect"
+import * as crypto from "node:crypto"
 import * as http from "node:http"
 import * as net from "node:net"
 import type { AddressInfo } from "node:net"
@@ -109,6 +111,84 @@ export const garbageServer = (body: string, contentType = "text/plain"): Effect.
       })
     )
     return { port: yield* listening(server) }
+  })
+
+/**
+ * A WebSocket server (the handshake and text frames written out here) that opens and
+ * then answers by method: `answers[method]` is `[delay in ms, result]`; any other
+ * method is never answered. Every request it reads is kept in `received`.
+ */
+export const selectiveSocketServer = (
+  answers: Record<string, readonly [number, unknown]>
+): Effect.Effect<{ readonly port: number; readonly received: () => ReadonlyArray<{ id: unknown; method: unknown }> }, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const received: Array<{ id: unknown; method: unknown }> = []
+    const sockets = new Set<net.Socket>()
+    const timers = new Set<ReturnType<typeof setTimeout>>()
+    const server = http.createServer((_req, res) => {
+      res.statusCode = 426
+      res.end()
+    })
+    server.on("upgrade", (req: http.IncomingMessage, socket: net.Socket) => {
+      sockets.add(socket)
+      socket.on("error", () => {})
+      socket.on("close", () => sockets.delete(socket))
+      const accept = crypto.createHash("sha1").update(`${req.headers["sec-websocket-key"]}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64")
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
+      const sendText = (text: string) => {
+        const payload = Buffer.from(text)
+        const header = payload.length < 126
+          ? Buffer.from([0x81, payload.length])
+          : Buffer.from([0x81, 126, payload.length >> 8, payload.length & 0xff])
+        if (!socket.destroyed) socket.write(Buffer.concat([header, payload]))
+      }
+      const onText = (text: string) => {
+        const msg = JSON.parse(text) as { id: unknown; method: unknown }
+        received.push({ id: msg.id, method: msg.method })
+        const answer = typeof msg.method === "string" ? answers[msg.method] : undefined
+        if (answer === undefined) return
+        const reply = () => sendText(JSON.stringify({ jsonrpc: "2.0", id: msg.id, result: answer[1] }))
+        if (answer[0] === 0) return reply()
+        const t = setTimeout(() => {
+          timers.delete(t)
+          reply()
+        }, answer[0])
+        timers.add(t)
+      }
+      let buf = Buffer.alloc(0)
+      socket.on("data", (chunk: Buffer) => {
+        buf = Buffer.concat([buf, chunk])
+        while (buf.length >= 2) {
+          const op = buf[0]! & 0x0f
+          let len = buf[1]! & 0x7f
+          let off = 2
+          if (len === 126) {
+            if (buf.length < 4) return
+            len = buf.readUInt16BE(2)
+            off = 4
+          } else if (len === 127) {
+            if (buf.length < 10) return
+            len = Number(buf.readBigUInt64BE(2))
+            off = 10
+          }
+          const masked = (buf[1]! & 0x80) !== 0
+          const end = off + (masked ? 4 : 0) + len
+          if (buf.length < end) return
+          const payload = Buffer.from(buf.subarray(end - len, end))
+          if (masked) for (let i = 0; i < len; i++) payload[i] = payload[i]! ^ buf[off + (i & 3)]!
+          buf = buf.subarray(end)
+          if (op === 1) onText(payload.toString("utf8"))
+        }
+      })
+    })
+    yield* Effect.addFinalizer(() =>
+      Effect.callback<void>((resume) => {
+        for (const t of timers) clearTimeout(t)
+        for (const s of sockets) s.destroy()
+        server.close(() => resume(Effect.void))
+      })
+    )
+    return { port: yield* listening(server), received: () => received }
   })
 
 // --- the node ---

@@ -12,6 +12,13 @@
  * with `Packages.layer` (needs `Kernel` and the vfs service) in the
  * node's layer. A package that fails to install (or whose zip is missing) is reported
  * and skipped; it never stops the boot.
+ *
+ * A package the user installed in a bundled one's place (Kinode's own terminal package
+ * over ours, say) is kept: `<home>/bundled.json` records the hash of each bundled zip
+ * this node installed, and an installed copy whose hash is neither that nor the
+ * current bundle's is the user's. Uninstalling it brings the bundled one back at the
+ * next boot. (Kinode's bootstrap rewrites its built-ins at every boot; there the
+ * built-in is the real thing, here it is ours.)
  */
 import { Effect } from "effect"
 import * as fs from "node:fs"
@@ -37,7 +44,30 @@ export const defaultBundleDir = (): string => {
 export interface BundledReport {
   readonly installed: ReadonlyArray<string>
   readonly unchanged: ReadonlyArray<string>
+  /** Installed by the user in the bundled one's place, so left alone. */
+  readonly kept: ReadonlyArray<string>
   readonly failed: ReadonlyArray<{ readonly package: string; readonly error: string }>
+}
+
+/** `<home>/bundled.json`: package id → hash of the bundled zip this node last installed. */
+const readRecord = (file: string | undefined): Record<string, string> => {
+  if (file === undefined) return {}
+  try {
+    const v: unknown = JSON.parse(fs.readFileSync(file, "utf8"))
+    return typeof v === "object" && v !== null && !Array.isArray(v) ? v as Record<string, string> : {}
+  } catch {
+    return {}
+  }
+}
+
+const writeRecord = (file: string | undefined, record: Record<string, string>) => {
+  if (file === undefined) return
+  try {
+    fs.writeFileSync(`${file}.tmp`, JSON.stringify(record, null, 1))
+    fs.renameSync(`${file}.tmp`, file)
+  } catch {
+    // Without the record the next boot treats every installed copy as bundled (as before).
+  }
 }
 
 /** The apps the node ships, installed as `<name>:sys` from `apps/dist/<name>.zip`. */
@@ -57,6 +87,9 @@ export const installBundled = (
     const installed: Array<string> = []
     const unchanged: Array<string> = []
     const failed: Array<{ package: string; error: string }> = []
+    const kept: Array<string> = []
+    const recordFile = home._tag === "Some" ? path.join(home.value.path, "bundled.json") : undefined
+    const record = readRecord(recordFile)
     for (const app of options.apps ?? BUNDLED_APPS) {
       const pkg = { package: app, publisher }
       const name = `${pkg.package}:${pkg.publisher}`
@@ -69,17 +102,28 @@ export const installBundled = (
       const digest = digests === undefined
         ? { hash: sha256Hex(new Uint8Array(fs.readFileSync(zipPath))), bytes: undefined }
         : digests.of(zipPath)
-      if ((yield* packages.installedHash(pkg)) === digest.hash) {
+      const installedHash = yield* packages.installedHash(pkg)
+      if (installedHash === digest.hash) {
         unchanged.push(name)
+        continue
+      }
+      if (installedHash !== undefined && record[name] !== undefined && record[name] !== installedHash) {
+        kept.push(name)
+        if (printout._tag === "Some") {
+          printout.value.print(1, "packages", `keeping ${name} as you installed it (not the bundled one); uninstall it to get the bundled one back`)
+        }
         continue
       }
       const zip = digest.bytes ?? new Uint8Array(fs.readFileSync(zipPath))
       const r = yield* Effect.result(packages.install(pkg, zip))
-      if (r._tag === "Success") installed.push(name)
-      else {
+      if (r._tag === "Success") {
+        installed.push(name)
+        record[name] = digest.hash
+        writeRecord(recordFile, record)
+      } else {
         failed.push({ package: name, error: `${r.failure._tag}: ${JSON.stringify(r.failure)}` })
         if (printout._tag === "Some") printout.value.print(0, "packages", `cannot install bundled ${name}: ${describeInstallError(r.failure)}`)
       }
     }
-    return { installed, unchanged, failed } satisfies BundledReport
+    return { installed, unchanged, kept, failed } satisfies BundledReport
   }).pipe(Effect.withSpan("Packages.installBundled"))

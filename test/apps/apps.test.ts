@@ -11,7 +11,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { beforeAll } from "vitest"
 import { buildApp } from "../../apps/build.ts"
-import { installBundled } from "../../services/packages/index.ts"
+import { installBundled, Packages, sha256Hex } from "../../services/packages/index.ts"
 import { Kernel } from "../../src/Kernel.ts"
 import { appNode, ask, askJson, driver } from "./support/AppNode.ts"
 
@@ -40,6 +40,25 @@ describe("apps", () => {
       for (const p of ["counter:sys", "echo:sys", "spawner:sys"]) assert.include(second.unchanged, p)
     }).pipe(Effect.provide(appNode().layer), Effect.scoped), 120_000)
 
+  it.live("a package the user installed in a bundled one's place is kept at the next boot; uninstalled, the bundled one comes back", () =>
+    Effect.gen(function*() {
+      const packages = yield* Packages
+      const echo = { package: "echo", publisher: "sys" }
+      const first = yield* installBundled({ dir: bundle, apps: ["echo"] })
+      assert.deepStrictEqual(first.installed, ["echo:sys"])
+      // The user's own echo:sys (here: the counter's code under that id).
+      const theirs = new Uint8Array(fs.readFileSync(path.join(bundle, "counter.zip")))
+      yield* packages.install(echo, theirs)
+      const again = yield* installBundled({ dir: bundle, apps: ["echo"] })
+      assert.deepStrictEqual(again.kept, ["echo:sys"])
+      assert.deepStrictEqual(again.installed, [])
+      assert.strictEqual(yield* packages.installedHash(echo), sha256Hex(theirs))
+      yield* packages.uninstall(echo)
+      const back = yield* installBundled({ dir: bundle, apps: ["echo"] })
+      assert.deepStrictEqual(back.installed, ["echo:sys"])
+      assert.strictEqual(yield* packages.installedHash(echo), sha256Hex(new Uint8Array(fs.readFileSync(path.join(bundle, "echo.zip")))))
+    }).pipe(Effect.provide(appNode().layer), Effect.scoped), 120_000)
+
   it.live("counter keeps its count across a restart of the node on the same home", () =>
     Effect.gen(function*() {
       const home = tempHome()
@@ -65,12 +84,6 @@ describe("apps", () => {
       }).pipe(Effect.provide(appNode({ home }).layer), Effect.scoped)
     }).pipe(Effect.scoped), 120_000)
 
-  // SKIPPED until the kernel can spawn a componentize-js component: `spawn` reads the
-  // Wasm through a vfs `Read`, whose reply carries the 12.4 MB component as a blob, and
-  // the router refuses messages over MAX_MESSAGE_BYTES (10 MiB, src/Message.ts), so the
-  // reply is dropped and spawn fails with no-file-at-path after 5 s. Fix in the kernel
-  // (read the file directly as ProgramLoaderLive does, or exempt kernel calls), then
-  // turn this back on.
   it.live("spawner spawns a child from its package, hands it caps, and talks to it", () =>
     Effect.gen(function*() {
       yield* installBundled({ dir: bundle })

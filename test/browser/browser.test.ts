@@ -6,10 +6,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as fs from "node:fs"
-import * as http from "node:http"
-import type { AddressInfo } from "node:net"
-import { WebSocketServer } from "ws"
 import { newPage, scopedBrowser, screenshot } from "../support/Browser.ts"
+import { scopedPageSite } from "../support/PageSite.ts"
 
 const PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>harness</title>
@@ -30,36 +28,22 @@ const PAGE = `<!doctype html>
 </script>
 </body></html>`
 
-/** An HTTP server with the page at `/` and a WebSocket at `/ws` that greets; closed with the scope. */
-const pageServer = Effect.acquireRelease(
-  Effect.callback<{ server: http.Server; wss: WebSocketServer; url: string; received: Array<string> }>((resume) => {
-    const received: Array<string> = []
-    const server = http.createServer((req, res) => {
-      if (req.url !== "/") return void res.writeHead(404).end()
-      res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(PAGE)
+/** The page at `/` and a WebSocket at `/ws` that greets; closed with the scope. */
+const pageServer = Effect.gen(function*() {
+  const received: Array<string> = []
+  const site = yield* scopedPageSite((req, res) => {
+    if (req.url !== "/") return void res.writeHead(404).end()
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(PAGE)
+  }, "/ws", (socket) => {
+    socket.on("message", (data) => {
+      const text = data.toString()
+      received.push(text)
+      const { hello } = JSON.parse(text) as { hello: string }
+      socket.send(JSON.stringify({ greeting: `hello, ${hello}` }))
     })
-    const wss = new WebSocketServer({ server, path: "/ws" })
-    wss.on("connection", (socket) => {
-      socket.on("message", (data) => {
-        const text = data.toString()
-        received.push(text)
-        const { hello } = JSON.parse(text) as { hello: string }
-        socket.send(JSON.stringify({ greeting: `hello, ${hello}` }))
-      })
-    })
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo
-      resume(Effect.succeed({ server, wss, url: `http://127.0.0.1:${port}/`, received }))
-    })
-  }),
-  ({ server, wss }) =>
-    Effect.callback<void>((resume) => {
-      for (const c of wss.clients) c.terminate()
-      wss.close()
-      server.closeAllConnections()
-      server.close(() => resume(Effect.void))
-    })
-)
+  })
+  return { url: `http://127.0.0.1:${site.port}/`, received }
+})
 
 describe("browser harness", () => {
   it.live("fills a form, exchanges a WebSocket message in the page, reads the DOM, takes a screenshot", () =>

@@ -8,61 +8,44 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as fs from "node:fs"
-import * as http from "node:http"
-import type { AddressInfo } from "node:net"
 import * as path from "node:path"
-import { WebSocketServer } from "ws"
+import type { WebSocketServer } from "ws"
 import { newPage, scopedBrowser, screenshot } from "../support/Browser.ts"
+import { scopedPageSite } from "../support/PageSite.ts"
 
 const PREFIX = "/counter:counter:sys"
 const page = fs.readFileSync(path.resolve(import.meta.dirname, "..", "..", "apps", "counter", "pkg", "ui", "index.html"))
 
 /** The app's side: a count, `GET /api`, and `/updates` applying frames and pushing the count to every socket. */
-const standIn = Effect.acquireRelease(
-  Effect.callback<{ server: http.Server; wss: WebSocketServer; url: string; frames: Array<string>; set: (n: number) => void }>((resume) => {
-    let count = 41
-    const frames: Array<string> = []
-    const server = http.createServer((req, res) => {
-      if (req.url === `${PREFIX}/` || req.url === PREFIX) return void res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(page)
-      if (req.url === `${PREFIX}/api`) return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ count }))
-      res.writeHead(404).end()
+const standIn = Effect.gen(function*() {
+  let count = 41
+  const frames: Array<string> = []
+  const broadcast = (wss: WebSocketServer) => {
+    for (const c of wss.clients) c.send(JSON.stringify({ count }))
+  }
+  const site = yield* scopedPageSite((req, res) => {
+    if (req.url === `${PREFIX}/` || req.url === PREFIX) return void res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(page)
+    if (req.url === `${PREFIX}/api`) return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ count }))
+    res.writeHead(404).end()
+  }, `${PREFIX}/updates`, (socket, wss) => {
+    socket.send(JSON.stringify({ count }))
+    socket.on("message", (data) => {
+      const text = data.toString()
+      frames.push(text)
+      const v = JSON.parse(text) as { Add: number } | "Reset"
+      count = v === "Reset" ? 0 : count + v.Add
+      broadcast(wss)
     })
-    const wss = new WebSocketServer({ server, path: `${PREFIX}/updates` })
-    const broadcast = () => {
-      for (const c of wss.clients) c.send(JSON.stringify({ count }))
+  })
+  return {
+    url: `http://127.0.0.1:${site.port}${PREFIX}/`,
+    frames,
+    set: (n: number) => {
+      count = n
+      broadcast(site.wss)
     }
-    wss.on("connection", (socket) => {
-      socket.send(JSON.stringify({ count }))
-      socket.on("message", (data) => {
-        const text = data.toString()
-        frames.push(text)
-        const v = JSON.parse(text) as { Add: number } | "Reset"
-        count = v === "Reset" ? 0 : count + v.Add
-        broadcast()
-      })
-    })
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo
-      resume(Effect.succeed({
-        server,
-        wss,
-        url: `http://127.0.0.1:${port}${PREFIX}/`,
-        frames,
-        set: (n) => {
-          count = n
-          broadcast()
-        }
-      }))
-    })
-  }),
-  ({ server, wss }) =>
-    Effect.callback<void>((resume) => {
-      for (const c of wss.clients) c.terminate()
-      wss.close()
-      server.closeAllConnections()
-      server.close(() => resume(Effect.void))
-    })
-)
+  }
+})
 
 describe("counter UI", () => {
   it.live("shows the count, Add 1 and Reset send frames, pushed counts show", () =>

@@ -34,12 +34,12 @@
 import { Effect, Layer } from "effect"
 import * as http from "node:http"
 import { testKernel } from "../../layers/TestLive.ts"
-import { address, pid } from "../../src/Ids.ts"
+import { address } from "../../src/Ids.ts"
 import * as Json from "../../src/Json.ts"
 import { Kernel, messagingCap } from "../../src/Kernel.ts"
 import { request } from "../../src/Message.ts"
 import { HTTP_SERVER, HttpServer } from "../../services/http-server/index.ts"
-import { buildHttpHello, HELLO_BODY, HELLO_CONTENT_TYPE } from "../../test/fixtures/wasm/http-hello.ts"
+import { HELLO_BODY, HELLO_CONTENT_TYPE, startHttpHello } from "../../test/fixtures/wasm/http-hello.ts"
 import { type Load, type LoadResult, startLoad } from "../HttpLoad.ts"
 import { percentile, type Row } from "../Row.ts"
 
@@ -81,20 +81,7 @@ const portOf = (server: http.Server) => {
 const node = Effect.gen(function*() {
   const kernel = yield* Kernel
   const server = yield* HttpServer
-  // The app may message http-server (its answers are capability-checked too, §3.7.4);
-  // public, so http-server may send it requests.
-  yield* kernel.initialize({
-    id: pid(APP),
-    handle: "/httpbench:bench/pkg/hello.wasm",
-    witVersion: 1,
-    onExit: { _tag: "None" },
-    public: true,
-    capabilities: [messagingCap(kernel.node, HTTP_SERVER)],
-    bytes: yield* Effect.promise(buildHttpHello)
-  }).pipe(Effect.orDie)
-  yield* kernel.run(APP).pipe(Effect.orDie)
-  for (let i = 0; i < 200 && !server.httpBindings().some((b) => b.process === APP); i++) yield* Effect.sleep("10 millis")
-  if (!server.httpBindings().some((b) => b.process === APP)) return yield* Effect.die(new Error("the Wasm app did not bind"))
+  yield* startHttpHello(APP)
 
   const site = yield* kernel.session(STATIC, { capabilities: [messagingCap(kernel.node, HTTP_SERVER)], public: true })
   const bound = yield* site.sendAndAwaitEffect(

@@ -5,10 +5,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { pid } from "../../../src/Ids.ts"
-import { Kernel, messagingCap } from "../../../src/Kernel.ts"
-import { HTTP_SERVER, HttpServer } from "../../../services/http-server/index.ts"
-import { buildHttpHello, HELLO_BODY } from "../../fixtures/wasm/http-hello.ts"
+import { HttpServer } from "../../../services/http-server/index.ts"
+import { HELLO_BODY, startHttpHello } from "../../fixtures/wasm/http-hello.ts"
 import { action, app, raw, serveWith, withHttp } from "./support.ts"
 
 /** The raw answer to one GET (head and body as the wire has them). */
@@ -18,21 +16,9 @@ const rawGet = (port: number, path: string, method = "GET") =>
 describe("http-server: app answers", () => {
   it.live("a Wasm app binds / at init and answers: 200, its content type, Content-Length, its blob", () =>
     withHttp(Effect.gen(function*() {
-      const kernel = yield* Kernel
       const server = yield* HttpServer
       const id = "hello:httpbench:bench"
-      yield* kernel.initialize({
-        id: pid(id),
-        handle: "/httpbench:bench/pkg/hello.wasm",
-        witVersion: 1,
-        onExit: { _tag: "None" },
-        // Public: http-server may send it requests; its answers need messaging to http-server.
-        public: true,
-        capabilities: [messagingCap(kernel.node, HTTP_SERVER)],
-        bytes: yield* Effect.promise(buildHttpHello)
-      })
-      yield* kernel.run(id)
-      for (let i = 0; i < 200 && !server.httpBindings().some((b) => b.process === id); i++) yield* Effect.sleep("10 millis")
+      yield* startHttpHello(id)
       assert.deepStrictEqual(server.httpBindings().map((b) => [b.process, b.path, b.authenticated, b.static]), [[id, `/${id}`, false, null]])
       for (let i = 0; i < 3; i++) {
         const r = yield* rawGet(server.port, `/${id}`)

@@ -31,6 +31,9 @@ export const cookieName = (node: string, subdomain: string | null): string =>
 export const subdomainLabel = (packageName: string, publisher: string): string =>
   `${packageName}-${publisher}`.replace(/[^A-Za-z0-9]/g, "-")
 
+/** The first label of the Host header (secure binds compare it to the app's subdomain). */
+export const hostLabel = (host: string | undefined): string => (host ?? "").split(":")[0]!.split(".")[0]!
+
 /** Cookie header → its pairs (Kinode splits on `; ` and `=`). */
 export const parseCookies = (header: string | undefined): Map<string, string> => {
   const out = new Map<string, string>()

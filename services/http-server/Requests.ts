@@ -11,7 +11,7 @@ import type * as http from "node:http"
 import { type Address, localAddress } from "../../src/Ids.ts"
 import * as Json from "../../src/Json.ts"
 import { type KernelMessage, request } from "../../src/Message.ts"
-import { cleanSubdomain } from "./Auth.ts"
+import { cleanSubdomain, hostLabel } from "./Auth.ts"
 import type { HttpBinding } from "./Bindings.ts"
 import { isLoopback, readBody } from "./Body.ts"
 import type { Gateway } from "./Gateway.ts"
@@ -41,8 +41,6 @@ const queryOf = (query: string): Record<string, string> => {
   return out
 }
 
-/** The first label of the Host header (secure binds compare it to the app's subdomain). */
-const hostLabel = (host: string | undefined): string => (host ?? "").split(":")[0]!.split(".")[0]!
 
 /** Whether an answer with this status carries a body (and so a Content-Length). */
 const hasBody = (status: number) => status >= 200 && status !== 204 && status !== 304

@@ -23,6 +23,7 @@ import { WebSocket, WebSocketServer } from "ws"
 import { localAddress } from "../../src/Ids.ts"
 import * as Json from "../../src/Json.ts"
 import { type KernelMessage, type LazyLoadBlob, request, response } from "../../src/Message.ts"
+import { hostLabel } from "./Auth.ts"
 import type { WsBinding } from "./Bindings.ts"
 import { isLoopback } from "./Body.ts"
 import type { Gateway } from "./Gateway.ts"
@@ -66,7 +67,7 @@ export const makeWebSockets = (g: Gateway) => {
     if (found === undefined) return refuseUpgrade(socket, 404, "Not Found")
     const b = found.binding
     if (b.secureSubdomain !== null) {
-      const label = (req.headers.host ?? "").split(":")[0]!.split(".")[0]!
+      const label = hostLabel(req.headers.host)
       if (label !== b.secureSubdomain || !g.auth.authenticated(req.headers.cookie, b.process)) {
         return refuseUpgrade(socket, 401, "Unauthorized")
       }

@@ -22,6 +22,7 @@ import { makeGrantStore } from "./GrantStore.ts"
 import { Identity } from "./Identity.ts"
 import { type Address, localAddress, type ProcessId } from "./Ids.ts"
 import { type CallFailed, makeKernelCalls } from "./KernelCalls.ts"
+import { failedText, KERNEL_EVENTS_LEVEL, type RouteTrace, routedText } from "./KernelEvents.ts"
 import { KernelStore } from "./KernelStore.ts"
 import { DEFAULT_MAILBOX_BYTES, DEFAULT_MAILBOX_CAPACITY, DEFAULT_QUEUED_BYTES, inBatch, QueuedBytes } from "./Mailbox.ts"
 import {
@@ -194,6 +195,8 @@ const makeKernel = Effect.gen(function*() {
   const driveAccess = yield* DriveAccess
   const node = identity.name
   const print = (level: number, source: string, text: string) => printout.print(level, source, text)
+  /** Whether kernel events are printed now (verbosity 3): read per message, so only a comparison. */
+  const events = () => printout.verbosity() >= KERNEL_EVENTS_LEVEL
 
   let idCounter = BigInt.asUintN(64, BigInt(Math.floor(Math.random() * 2 ** 53)) << 11n)
   const nextId = () => (idCounter = (idCounter + 1n) & U64_MASK)
@@ -213,7 +216,12 @@ const makeKernel = Effect.gen(function*() {
     persist: (ids) => tableRef.current!.persistHolders(ids),
     print
   })
-  const router = new RouterCore(node, grants.table, net.send)
+  const trace: RouteTrace = {
+    on: events,
+    routed: (km, refused) => print(KERNEL_EVENTS_LEVEL, "kernel", routedText(node, km, refused)),
+    failed: (to, id, error, delivered) => print(KERNEL_EVENTS_LEVEL, "kernel", failedText(node, to, id, error, delivered))
+  }
+  const router = new RouterCore(node, grants.table, net.send, trace)
   const kernelAddress = localAddress(node, "kernel:distro:sys")
   const calls = makeKernelCalls({ router, timeouts, nextId, kernelAddress })
   const state = makeStateClient({ state: localAddress(node, "state:distro:sys"), call: calls.call })
@@ -254,6 +262,7 @@ const makeKernel = Effect.gen(function*() {
     hostKernel,
     mayRead: (caller, path) => driveAccess.mayRead(caller, path, (cap) => grants.has(caller.process.toString(), cap)),
     print,
+    events,
     nextId,
     runFork: (effect) => void runFork(effect)
   })

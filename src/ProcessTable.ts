@@ -23,6 +23,7 @@ import { Cause, Clock, Effect, Exit, FiberMap, Result, Schema } from "effect"
 import { messagingCap } from "./Capabilities.ts"
 import { normalizeVfsPath } from "./DriveAccess.ts"
 import type { GrantStore } from "./GrantStore.ts"
+import { KERNEL_EVENTS_LEVEL } from "./KernelEvents.ts"
 import { type Address, checkKimapSafe, checkLegacySafe, localAddress, parseProcessId, pid, type ProcessId } from "./Ids.ts"
 import type { KernelStore, ProcessRecord } from "./KernelStore.ts"
 import { Mailbox, type QueuedBytes } from "./Mailbox.ts"
@@ -131,6 +132,8 @@ export interface ProcessTableDeps {
   readonly hostKernel: HostKernel
   readonly mayRead: (caller: Address, path: string) => boolean
   readonly print: (level: number, source: string, text: string) => void
+  /** Whether kernel events (starts, exits, kills) are printed now: checked before a line is built. */
+  readonly events: () => boolean
   readonly nextId: () => bigint
   /** Runs an effect on a fiber the kernel owns (background persistence). */
   readonly runFork: (effect: Effect.Effect<void>) => void
@@ -149,7 +152,8 @@ const packageOf = (id: ProcessId) => `${id.packageName}:${id.publisherNode}`
 /** Builds the table; its fibers live in the caller's scope (the kernel layer's). */
 export const makeProcessTable = (deps: ProcessTableDeps) =>
   Effect.gen(function*() {
-    const { node, router, grants, store, print } = deps
+    const { node, router, grants, store, print, events } = deps
+    const event = (text: string) => print(KERNEL_EVENTS_LEVEL, "kernel", text)
     const processes = new Map<string, Live>()
     const fibers = yield* FiberMap.make<string>()
     /** Set by `shutdown`: from then on nothing starts, restarts or spawns. */
@@ -254,7 +258,11 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
         return live
       })
 
-    const initialize = (spec: InitSpec) => Effect.flatMap(register(spec), persist)
+    const initialize = (spec: InitSpec) =>
+      Effect.flatMap(register(spec), (live) => {
+        if (events()) event(`process ${live.record.id} initialized from ${live.record.handle} (${live.record.public ? "public" : "private"})`)
+        return persist(live)
+      })
 
     // ---- supervision -------------------------------------------------------------
 
@@ -270,6 +278,7 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
           const host = newHost(live, refusalModeOf(live.record.handle))
           live.host = host
           live.status = "running"
+          if (events()) event(`process ${id} started${restarts.length === 0 ? "" : ` again (restart ${restarts.length})`}`)
           // Yield first: the caller (a spawning parent, the boot loop) goes on while the
           // program starts; instantiating a component is the larger part of a spawn.
           yield* Effect.yieldNow
@@ -302,6 +311,7 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
             live.status = "restarting"
             nextDelay ??= yield* restartDelays
             const wait = yield* nextDelay(clock.currentTimeMillisUnsafe()).pipe(Effect.orElseSucceed(() => 0))
+            if (events()) event(`process ${id} restarting in ${wait} ms (on-exit Restart)`)
             if (wait > 0) yield* Effect.sleep(wait)
             if (stopping || processes.get(id) !== live || live.status !== "restarting") return
             live.mailbox = newMailbox(deps.mailboxCapacity)
@@ -309,6 +319,7 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
             continue
           }
           if (onExit._tag === "Requests") {
+            if (events()) event(`process ${id}: sending its ${onExit.requests.length} on-exit requests`)
             for (const { target, request, blob } of onExit.requests) {
               host.sendRequest(target, { ...request, expectsResponse: undefined }, undefined, blob)
             }
@@ -364,6 +375,7 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
         live.mailbox.close()
         router.unregister(id, live.mailbox)
         grants.forget(id)
+        if (events()) event(`process ${id} removed`)
         if (!live.transient) yield* store.remove(id).pipe(Effect.catch(() => Effect.void))
         if (revoke) yield* grants.revokeIssuedBy(id)
       })
@@ -376,6 +388,7 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
         // Its program first: a spinning Wasm guest is never resumed from here on, so it
         // takes no slice while the records go (an LMDB commit).
         yield* FiberMap.remove(fibers, id)
+        if (events()) event(`process ${id} killed`)
         yield* remove(live, revoke)
         return true
       })
@@ -504,14 +517,16 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
         // InitializeProcess) proves the spawn is on disk too, and a crash before one loses
         // the spawn as a whole, never half of it. Kernel commands stay synced.
         deps.runFork(persistHolders(touched))
+        if (events()) event(`process ${childId} spawned by ${parentKey} from ${handle} (${options.public ? "public" : "private"})`)
         yield* start(registered.success, program.success)
         return child
       })
 
     // ---- transient processes (sessions, runtime modules) -------------------------
 
-    const registerTransient = (id: string, isPublic: boolean, capacity: number) =>
-      newLive(
+    const registerTransient = (id: string, isPublic: boolean, capacity: number) => {
+      if (events()) event(`process ${id} registered (runtime)`)
+      return newLive(
         { id, handle: "", witVersion: null, onExit: { _tag: "None" }, public: isPublic, capabilities: [] },
         pid(id),
         "runtime",
@@ -519,6 +534,7 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
         true,
         capacity
       )
+    }
 
     const unregisterTransient = (live: Live) =>
       Effect.sync(() => {
@@ -526,6 +542,7 @@ export const makeProcessTable = (deps: ProcessTableDeps) =>
         live.mailbox.close()
         router.unregister(live.record.id, live.mailbox)
         grants.forget(live.record.id)
+        if (events()) event(`process ${live.record.id} unregistered (runtime)`)
       })
 
     /** A process with no program of its own (the terminal, test drivers); removed when the scope closes. */

@@ -22,6 +22,7 @@
  */
 import { capabilityKey, type GrantTable } from "./Capabilities.ts"
 import { Address } from "./Ids.ts"
+import type { RouteTrace } from "./KernelEvents.ts"
 import type { Mailbox } from "./Mailbox.ts"
 import { type KernelMessage, MAX_MESSAGE_BYTES, messageSize, type SendError } from "./Message.ts"
 import type { RefusalReason } from "./ProcessApi.ts"
@@ -62,14 +63,15 @@ export class RouterCore {
   readonly node: string
   private readonly grants: GrantTable
   private readonly networkKey: string
-  private readonly onEvent: ((km: KernelMessage) => void) | undefined
+  private readonly trace: RouteTrace | undefined
 
-  constructor(node: string, grants: GrantTable, remote: RemoteSend, onEvent?: (km: KernelMessage) => void) {
+  /** `trace`: told of every message when its `on()` says so (verbosity 3, KernelEvents.ts). */
+  constructor(node: string, grants: GrantTable, remote: RemoteSend, trace?: RouteTrace) {
     this.node = node
     this.grants = grants
     this.remote = remote
     this.networkKey = capabilityKey(`${node}@kernel:distro:sys`, "\"network\"")
-    this.onEvent = onEvent
+    this.trace = trace
   }
 
   register(id: string, mailbox: Mailbox<Delivery>, isPublic: boolean): RouteEntry {
@@ -103,11 +105,17 @@ export class RouterCore {
 
   /** Routes one message. Undefined means it is in the target's mailbox (or with `net`). */
   deliver(input: KernelMessage): RefusalReason | undefined {
+    const refused = this.route(input)
+    // One cheap read per message; the event line is built only at verbosity 3.
+    if (this.trace !== undefined && this.trace.on()) this.trace.routed(input, refused)
+    return refused
+  }
+
+  private route(input: KernelMessage): RefusalReason | undefined {
     let km = input
     if (km.target.node === "our" || km.source.node === "our") {
       km = { ...km, target: this.resolveOur(km.target), source: this.resolveOur(km.source) }
     }
-    if (this.onEvent !== undefined) this.onEvent(km)
     const size = messageSize(km)
     if (size > MAX_MESSAGE_BYTES) return "MessageTooLarge"
     const sourceId = km.source.process.toString()
@@ -142,6 +150,8 @@ export class RouterCore {
   fail(to: Address, id: bigint, error: SendError): boolean {
     if (to.node !== this.node && to.node !== "our") return false
     const entry = this.entries.get(to.process.toString())
-    return entry === undefined ? false : entry.mailbox.offerInternal({ _tag: "FailedSend", id, error })
+    const delivered = entry === undefined ? false : entry.mailbox.offerInternal({ _tag: "FailedSend", id, error })
+    if (this.trace !== undefined && this.trace.on()) this.trace.failed(to, id, error, delivered)
+    return delivered
   }
 }

@@ -47,6 +47,7 @@ import { stripTypeScriptTypes } from "node:module"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { METERING_VERSION } from "../src/wasm-host/Metering.ts"
+import { renameComponentExports } from "./ComponentNames.ts"
 
 const appsDir = path.dirname(fileURLToPath(import.meta.url))
 const repo = path.dirname(appsDir)
@@ -63,7 +64,7 @@ const meteredDir = path.join(distDir, "metered")
 export const SDK_SPECIFIER = "kinode-ts/sdk"
 
 /** Bumped when this script's output format changes, so old caches are not trusted. */
-const BUILD_FORMAT = "4"
+const BUILD_FORMAT = "5"
 
 const versionOf = (pkg: string): string =>
   (JSON.parse(fs.readFileSync(path.join(repo, "node_modules", pkg, "package.json"), "utf8")) as { version: string }).version
@@ -72,7 +73,7 @@ type Language = "ts" | "wat"
 
 const toolchain = (language: Language): string =>
   language === "ts"
-    ? `componentize-js ${versionOf("@bytecodealliance/componentize-js")}; format ${BUILD_FORMAT}`
+    ? `componentize-qjs ${versionOf("componentize-qjs")} sync; format ${BUILD_FORMAT}`
     : `jco-transpile ${versionOf("@bytecodealliance/jco-transpile")}; format ${BUILD_FORMAT}`
 
 /** Files of `dir` whose names end with `ext` (not `.d.ts`), and with `deep` of its subfolders, sorted. */
@@ -349,43 +350,76 @@ const writeLinked = (files: ReadonlyArray<string>, bytes: Uint8Array) => {
   }
 }
 
-/** componentize-js on a staged entry. */
+/**
+ * componentize-qjs keeps its own start-up export (its Wizer entry) under the name
+ * `init`, so it refuses to link a world that exports Kinode's `init`. The app is built
+ * against the same WIT with Kinode's export spelled `inix`; then the component's
+ * export names are swapped (`init` -> `qjsi`, `inix` -> `init`: same lengths, so no
+ * byte moves). Once componentize-qjs stops claiming `init`, the swap finds no `inix`
+ * and is skipped.
+ */
+const STAND_IN = "inix"
+
+/** The WIT with Kinode's `init` export spelled `inix`, written beside the stage. */
+const standInWit = (stageRoot: string): string => {
+  const wit = fs.readFileSync(witFile, "utf8")
+  const renamed = wit.replace("export init: func(our: string);", `export ${STAND_IN}: func(our: string);`)
+  if (renamed === wit) throw new BuildRefused("ComponentizeFailed", `${witFile}: no \`export init: func(our: string);\` to build against`)
+  const file = path.join(stageRoot, "process.wit")
+  fs.writeFileSync(file, renamed)
+  return file
+}
+
+/** componentize-qjs (QuickJS, sync runtime: see bench/toolchains/README.md) on a staged entry. */
 const componentizeTs = async (stageRoot: string, name: string, entry: string): Promise<Uint8Array> => {
   const file = path.join(stageRoot, `entry-${entry.replace(/[^a-zA-Z0-9_-]/g, "_")}.js`)
-  fs.writeFileSync(file, `export { init } from "./${name}/src/${entry.replace(/\.ts$/, ".js")}";\n`)
-  // componentize-js 0.23 reads `witWorld` (inline WIT source) but its types omit it.
-  const options = {
-    sourcePath: file,
-    witWorld: fs.readFileSync(witFile, "utf8"),
-    worldName: WORLD,
-    // Apps talk to the world only through kinode:process; keep stdio for trap text.
-    disableFeatures: ["http", "fetch-event"] as Array<"http" | "fetch-event">
-  }
-  const { componentize } = await import("@bytecodealliance/componentize-js")
+  // The SDK's text codec first: other modules make their encoders when they load. Then
+  // the app, whose init runs once Math.random is seeded for this process (random.ts).
+  const source = [
+    `import "./sdk/textcodec.js";`,
+    `import { seedRandom } from "./sdk/random.js";`,
+    `import { init } from "./${name}/src/${entry.replace(/\.ts$/, ".js")}";`,
+    `export function ${STAND_IN}(our) {`,
+    `  seedRandom(our);`,
+    `  return init(our);`,
+    `}`,
+    ``
+  ].join("\n")
+  fs.writeFileSync(file, source)
+  const { componentize } = await import("componentize-qjs")
+  let component: Uint8Array
   try {
-    const { component } = await (componentize as (o: typeof options) => Promise<{ component: Uint8Array }>)(options)
-    return component
+    const out = await componentize({
+      witPath: standInWit(stageRoot),
+      world: WORLD,
+      jsSource: source,
+      jsPath: file,
+      moduleRoot: stageRoot,
+      sync: true
+    })
+    component = new Uint8Array(out.component)
   } catch (e) {
     throw componentizeRefusal(entry, e instanceof Error ? e.message : String(e))
   }
+  return renameComponentExports(component, [["init", "qjsi", "optional"], [STAND_IN, "init"]])
 }
 
 /**
- * componentize-js runs the modules' top-level code while building (Wizer snapshots the
+ * componentize-qjs runs the modules' top-level code while building (Wizer snapshots the
  * initialized engine): a module that calls the node there, or throws, fails the build.
- * Its report is a Wasm backtrace; this says what happened in the source's terms.
+ * Its report is a Rust/Wasm backtrace; this says what happened in the source's terms.
  */
 const componentizeRefusal = (entry: string, report: string): BuildRefused => {
-  const call = /unknown imported function: '([^']+)' '([^']+)'/.exec(report)
+  const call = /unknown import: `([^`#]+)#([^`]+)` has not been defined/.exec(report)
   if (call !== null) {
     return new BuildRefused(
       "TopLevelCall",
       `src/${entry}: module code calls ${call[1]} ${call[2]} outside init: the build runs every module's top level ` +
-        `(componentize-js snapshots it), where the node is not there; call the SDK from init (or from functions init calls)`
+        `(componentize-qjs snapshots it), where the node is not there; call the SDK from init (or from functions init calls)`
     )
   }
-  const lines = report.split("\n").filter((l) => !/^\s*\d+: 0x[0-9a-f]+ - /.test(l) && l.trim() !== "")
-  return new BuildRefused("ComponentizeFailed", `src/${entry}: componentize-js could not build it:\n${lines.join("\n")}`)
+  const lines = report.replace(/^[:\s]+/, "").split("\n").filter((l) => !/^\s*\d+:\s+0x[0-9a-f]+ - /.test(l) && l.trim() !== "")
+  return new BuildRefused("ComponentizeFailed", `src/${entry}: componentize-qjs could not build it:\n${lines.join("\n")}`)
 }
 
 /** A WAT core module for `process-v1`: parsed, the WIT embedded, wrapped into a component. */

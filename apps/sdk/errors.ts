@@ -27,7 +27,7 @@ export class SendFailed extends Error {
     this.original = original
     this.context = context
   }
-  /** `{_tag, kind, target}` (the original message holds bigints, which JSON cannot). */
+  /** `{_tag, kind, target}` (the original message's bytes would print as a long list of numbers). */
   toJSON() {
     return { _tag: this._tag, kind: this.kind, target: addressText(this.target) }
   }

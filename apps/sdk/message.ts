@@ -45,7 +45,8 @@ export interface RequestOptions {
 
 export const request = (body: Body, options: RequestOptions = {}): Request => ({
   inherit: options.inherit ?? false,
-  expectsResponse: options.timeout === undefined ? undefined : BigInt(options.timeout),
+  // A u64 crosses as a whole number (componentize-qjs traps on a bigint or a fraction).
+  expectsResponse: options.timeout === undefined ? undefined : Math.max(0, Math.trunc(options.timeout)),
   body: toBytes(body),
   metadata: options.metadata,
   capabilities: options.capabilities ?? []
@@ -73,10 +74,10 @@ export const awaitMessage = (): Incoming => {
     const [source, message] = wit.receive()
     return message.tag === "request"
       ? { kind: "request", source, request: message.val }
-      : { kind: "response", source, response: message.val[0], context: message.val[1] }
+      : { kind: "response", source, response: message.val[0], context: message.val[1] ?? undefined }
   } catch (e) {
-    const [err, context] = payloadOf(e) as [wit.SendError, Uint8Array | undefined]
-    return { kind: "error", error: new SendFailed(err.kind, err.target, err.message, context) }
+    const [err, context] = payloadOf(e) as [wit.SendError, wit.Option<Uint8Array>]
+    return { kind: "error", error: new SendFailed(err.kind, err.target, err.message, context ?? undefined) }
   }
 }
 

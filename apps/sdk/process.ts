@@ -1,7 +1,7 @@
 /** Identity, logging, spawning and capabilities of the running process. */
 import * as wit from "kinode:process/standard@1.0.0"
 import type { Address, Capability, OnExit, ProcessId } from "kinode:process/standard@1.0.0"
-import { processIdText } from "./address.ts"
+
 import { payloadOf, SpawnFailed } from "./errors.ts"
 
 export const our = (): Address => wit.our()
@@ -50,4 +50,4 @@ export const spawn = (wasmPath: string, options: SpawnOptions = {}): ProcessId =
 
 export const capabilities = (): Array<Capability> => wit.ourCapabilities()
 
-export { processIdText }
+

@@ -8,7 +8,7 @@ import { json, toBytes } from "./message.ts"
 /** The stored value, or `fallback` when there is none. */
 export const getJson = <T>(fallback: T): T => {
   const bytes = wit.getState()
-  return bytes === undefined ? fallback : json<T>(bytes)
+  return bytes == null ? fallback : json<T>(bytes)
 }
 
 export const setJson = (value: unknown): void => wit.setState(toBytes({ json: value }))

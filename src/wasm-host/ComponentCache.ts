@@ -10,7 +10,10 @@
  *   app pays it again (a 12 MB componentize-js module takes seconds).
  * - Core modules are compiled once per node run and memory cap and kept in
  *   memory, so a new process from known bytes costs only instantiation. The cap
- *   is the declared maximum of the module's memory (`capMemory`).
+ *   is the declared maximum of the module's memory (`capMemory`). Compiled
+ *   modules are kept by content, not by component: every componentize-qjs app
+ *   carries the same 1.3 MB QuickJS runtime module, compiled once per node for
+ *   all of them (bench/toolchains/README.md, "Sharing compiled engine code").
  * - The glue is loaded with `import()` from the cache directory. Each process
  *   gets its own instance through the glue's `instantiate(getCoreModule,
  *   imports)` (instantiation mode `async`), so imports are per process.
@@ -216,6 +219,11 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
   /** In-memory: one memoised load per hash, shared by concurrent callers. */
   /** Loads in flight or done, by hash; the error type is the caller's (a failed load is dropped). */
   const loaded = new Map<string, Effect.Effect<LoadedComponent, unknown>>()
+  /**
+   * Compiled core modules by `<SHA-256 of the prepared bytes>/<memory cap>`, shared by
+   * every component holding the same module (a failed compile is dropped).
+   */
+  const compiledByContent = new Map<string, Effect.Effect<WebAssembly.Module, ComponentLoadError>>()
 
   const io = (hash: string) => (cause: unknown) =>
     new ComponentLoadError({ hash, reason: "CacheIo", detail: errorText(cause) })
@@ -313,13 +321,27 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
     /** A core module as it is compiled: read and prepared (the instrumented one from the cache after the first time). */
     const preparedBytes = (name: string) =>
       Effect.flatMap(fs.readFile(path.join(dir, name)).pipe(Effect.mapError(io(hash))), (core) => prepareCoreModule(core, hash, name))
+    /** One module compiled with `pages` as its memory cap, or the same content's compiled by any component. */
+    const compileShared = Effect.fnUntraced(function*(name: string, bytes: Uint8Array, pages: number) {
+      const key = `${yield* sha256(bytes)}/${pages}`
+      let entry = compiledByContent.get(key)
+      if (entry === undefined) {
+        entry = yield* Effect.cached(Effect.tryPromise({
+          try: () => WebAssembly.compile(capMemory(bytes, pages) as Uint8Array<ArrayBuffer>),
+          catch: (cause) => new ComponentLoadError({ hash, reason: "CompileFailed", detail: `${name}: ${errorText(cause)}` })
+        }))
+        compiledByContent.set(key, entry)
+      }
+      const result = yield* Effect.exit(entry)
+      if (result._tag === "Failure") compiledByContent.delete(key)
+      return yield* result
+    })
     const compileAll = (pages: number, ready?: ReadonlyMap<string, Uint8Array>) =>
       Effect.forEach(meta.modules, (name) =>
         Effect.flatMap(ready?.has(name) === true ? Effect.succeed(ready.get(name)!) : preparedBytes(name), (bytes) =>
-          Effect.tryPromise({
-            try: () => WebAssembly.compile(capMemory(bytes, pages) as Uint8Array<ArrayBuffer>),
-            catch: (cause) => new ComponentLoadError({ hash, reason: "CompileFailed", detail: `${name}: ${errorText(cause)}` })
-          })).pipe(Effect.map((m) => [name, m] as const))).pipe(Effect.map((pairs): CoreModules => new Map(pairs)))
+          compileShared(name, bytes, pages)).pipe(Effect.map((m) => [name, m] as const))).pipe(
+          Effect.map((pairs): CoreModules => new Map(pairs))
+        )
     // Prepared first, one module at a time, so a refusal names the module before anything compiles.
     const prepared = new Map<string, Uint8Array>()
     for (const name of meta.modules) prepared.set(name, yield* preparedBytes(name))

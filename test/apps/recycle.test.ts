@@ -3,26 +3,30 @@
  * returns (never, for a Kinode process); the host lowers later results into them so
  * the guest frees them (FastAbi.ts, `Reclaimed`). Recycled buffers must never
  * corrupt what the guest reads, whatever the sizes; only componentize-js guests
- * get it.
+ * get it. Our apps are built with componentize-qjs; the guest here is a componentize-js
+ * echo (test/fixtures/componentize-js), as an app's author may build one.
  */
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Effect, FileSystem, Layer } from "effect"
+import { zipSync } from "fflate"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { beforeAll } from "vitest"
 import { buildApp } from "../../apps/build.ts"
-import { installBundled } from "../../services/packages/index.ts"
+import { Packages } from "../../services/packages/index.ts"
 import { ComponentCache } from "../../src/wasm-host/ComponentCache.ts"
 import { Reclaimed } from "../../src/wasm-host/FastAbi.ts"
+import { buildComponentizeJsEcho } from "../fixtures/componentize-js/build.ts"
 import { buildEcho } from "../fixtures/wasm/build.ts"
-import { appNode, ask, driver } from "./support/AppNode.ts"
+import { appNode, ask, driver, entry } from "./support/AppNode.ts"
 
 const repo = path.resolve(import.meta.dirname, "..", "..")
-const bundle = path.join(repo, "apps", "dist")
+let cjsEcho: Uint8Array
 
 beforeAll(async () => {
-  await buildApp("echo")
+  const [component] = await Promise.all([buildComponentizeJsEcho(), buildApp("echo")])
+  cjsEcho = component
 }, 180_000)
 
 describe("Reclaimed", () => {
@@ -52,7 +56,8 @@ describe("Reclaimed", () => {
 describe("componentize-js echo through the kernel", () => {
   it.live("answers bodies of changing sizes and text, many times over", () =>
     Effect.gen(function*() {
-      yield* installBundled({ dir: bundle })
+      const zip = zipSync({ "manifest.json": new TextEncoder().encode(JSON.stringify([entry()])), "echo.wasm": cjsEcho })
+      yield* Effect.flatMap(Packages, (p) => p.install({ package: "echo", publisher: "sys" }, zip))
       const api = yield* driver(["echo:echo:sys"])
       const sizes = [1, 3, 0, 40, 7, 70_000, 2, 5000, 12, 0, 300, 1]
       for (let round = 0; round < 40; round++) {
@@ -77,8 +82,11 @@ describe("guest toolchain", () => {
     it.effect("componentize-js apps are recognised, hand-written components are not", () =>
       Effect.gen(function*() {
         const c = yield* ComponentCache
-        const app = yield* c.load(new Uint8Array(fs.readFileSync(path.join(repo, "apps", "echo", "pkg", "echo.wasm"))))
+        const app = yield* c.load(cjsEcho)
         assert.strictEqual(app.toolchain, "componentize-js")
+        // Our apps (componentize-qjs) free what they lower themselves.
+        const ours = yield* c.load(new Uint8Array(fs.readFileSync(path.join(repo, "apps", "echo", "pkg", "echo.wasm"))))
+        assert.strictEqual(ours.toolchain, "other")
         const wat = yield* c.load(yield* Effect.promise(buildEcho))
         assert.strictEqual(wat.toolchain, "other")
       }), 120_000)

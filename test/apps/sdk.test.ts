@@ -1,5 +1,5 @@
 /**
- * The SDK's failures as an app meets them, inside a componentize-js component on a real
+ * The SDK's failures as an app meets them, inside a componentize-qjs component on a real
  * kernel (test/fixtures/apps/sdk-probe, built with apps/build.ts through `kinode-ts/sdk`):
  * `spawn`, `call`, `callJson`, `send` and `address` throw (or, for `send`, deliver) the
  * errors docs/apps.md documents, as the tagged classes with their data, and the process
@@ -76,5 +76,21 @@ describe("the SDK's errors, from inside a component", () => {
       assert.deepStrictEqual((yield* probe("local")).returned, [kernelAddress, kernelAddress])
       assert.deepStrictEqual(yield* probe("starts"), { returned: 1 }, "the process never trapped")
       assert.strictEqual(kernel.info(PROBE)?.status, "running")
+
+      // UTF-8 both ways, surrogate pairs included (QuickJS has no TextEncoder of its own).
+      assert.deepStrictEqual((yield* probe("utf8")).returned, {
+        bytes: [...new TextEncoder().encode("h\u00e9llo \u20ac \ud834\udd1e")],
+        back: true
+      })
+      // Math.random is seeded per process start, not frozen in the build's snapshot:
+      // another instance of the same component draws other numbers.
+      const [a1, a2] = (yield* probe("random")).returned as [number, number]
+      assert.notStrictEqual(a1, a2)
+      for (const x of [a1, a2]) assert.isTrue(x >= 0 && x < 1, String(x))
+      yield* packages.install({ package: "sdk-probe", publisher: "other.dev" }, zip)
+      const other = "sdk-probe:sdk-probe:other.dev"
+      const api2 = yield* driver([other])
+      const [b1] = (yield* askJson(api2, other, "random", 15n) as Effect.Effect<{ returned: [number, number] }>).returned
+      assert.notStrictEqual(b1, a1)
     }).pipe(Effect.provide(appNode().layer), Effect.scoped), 120_000)
 })

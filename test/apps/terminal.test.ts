@@ -94,8 +94,9 @@ describe("terminal app and scripts", () => {
 
       // top: one line per process and the count; top <id>: its capabilities.
       const all = yield* typed(lines, "top", /top: \d+ running processes/)
-      assert.match(all.text, /echo:echo:sys\s+public\s+on-exit Restart\s+caps\s+\d+\s+\/echo:sys\/pkg\/echo\.wasm/)
-      assert.match(all.text, /vfs:distro:sys .*\(runtime\)/)
+      // Each line: status (from the kernel's Debug answer), public, on-exit, capability count, code.
+      assert.match(all.text, /echo:echo:sys\s+running\s+public\s+on-exit Restart\s+caps\s+\d+\s+\/echo:sys\/pkg\/echo\.wasm/)
+      assert.match(all.text, /vfs:distro:sys\s+running\s+.*\(runtime\)/)
       const one = yield* typed(lines, "top terminal:terminal:sys", /capabilities \(\d+\):/)
       assert.include(one.text, `${n}@kernel:distro:sys("messaging")`)
       assert.include(one.text, `${n}@vfs:distro:sys({"root":true})`)
@@ -156,12 +157,13 @@ describe("terminal app and scripts", () => {
       // No blob, no blob line.
       assert.strictEqual((yield* typed(lines, "m our@echo:echo:sys plain -a 5", /plain/)).text, "terminal:sys: plain")
 
-      // A missing file, a file past the message limit (the TS echo component, ~12 MB): said at once, nothing sent.
+      // A missing file, a file past the message limit (11 MiB in a package's drive): said at once, nothing sent.
+      yield* install("big", zipSync({ "manifest.json": utf8.encode("[]"), "big.bin": new Uint8Array(11 * 1024 * 1024) }), "test.dev")
       const missing = yield* typed(lines, "m our@echo:echo:sys hi -b /terminal:sys/pkg/nope.wasm -a 30", /failed to read blob file/)
       assert.match(missing.text, /^terminal:sys: failed to read blob file \/terminal:sys\/pkg\/nope\.wasm from VFS: .+/)
       assert.isBelow(missing.ms, 5000)
-      const big = yield* typed(lines, "m our@echo:echo:sys hi -b /echo:sys/pkg/echo.wasm -a 30", /more than a message may carry/)
-      assert.match(big.text, /blob file \/echo:sys\/pkg\/echo\.wasm is \d+\.\d MB, more than a message may carry/)
+      const big = yield* typed(lines, "m our@echo:echo:sys hi -b /big:test.dev/pkg/big.bin -a 30", /more than a message may carry/)
+      assert.match(big.text, /blob file \/big:test\.dev\/pkg\/big\.bin is 11\.5 MB, more than a message may carry/)
       assert.isBelow(big.ms, 5000)
       yield* typed(lines, "m our@echo:echo:sys hi -b /a --blob-text b", /cannot be used with '--blob-text <text>'/)
       yield* typed(lines, "m our@echo:echo:sys hi -b", /a value is required for '--blob'/)

@@ -144,10 +144,10 @@ describe("kit-ts, end to end", () => {
     assert.strictEqual(built.code, 0, built.out)
     assert.match(built.out, /^type-checking hello:template\.os against the SDK: done in [\d.]+ s$/m)
     assert.match(built.out, /^componentizing src\/main\.ts -> pkg\/hello\.wasm: done in [\d.]+ s$/m)
-    const line = /^hello:template\.os built in ([\d.]+) s: (target\/hello:template\.os\.zip) \(([\d.]+) MB\)$/m.exec(built.out)
+    const line = /^hello:template\.os built in ([\d.]+) s: (target\/hello:template\.os\.zip) \(([\d.]+) (kB|MB)\)$/m.exec(built.out)
     assert.isNotNull(line, built.out)
     const size = fs.statSync(path.join(hello, line![2]!)).size
-    assert.strictEqual((size / 1e6).toFixed(1), line![3])
+    assert.strictEqual((size / (line![4] === "kB" ? 1e3 : 1e6)).toFixed(1), line![3])
     figures.push(`new hello -> built: ${seconds(t.built - t.new)} (build ${line![1]} s)`)
     // Built again without a change: nothing to do.
     const again = await kit(["build"], hello)

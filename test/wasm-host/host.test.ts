@@ -185,6 +185,39 @@ world w { import baz; export init: func(our: string); }`
       const second = yield* cache.load(bytes)
       assert.strictEqual(first, second)
     }))
+
+  it.effect("two components holding the same core module share its compiled code", () =>
+    Effect.gen(function*() {
+      const cache = yield* ComponentCache
+      const bytes = yield* Effect.promise(buildEcho)
+      // The same component with a custom section appended: another component (another
+      // hash, another transpile), with byte-identical core modules.
+      const name = new TextEncoder().encode("kinode-ts:test")
+      const other = Uint8Array.from([...bytes, 0x00, name.length + 2, name.length, ...name, 0x01])
+      const a = yield* cache.load(bytes)
+      const b = yield* cache.load(other)
+      assert.notStrictEqual(a.hash, b.hash)
+      const modulesA = yield* a.compiled(a.memoryPages)
+      const modulesB = yield* b.compiled(b.memoryPages)
+      assert.isAbove(modulesA.size, 0)
+      assert.deepStrictEqual([...modulesB.keys()], [...modulesA.keys()])
+      for (const [n, m] of modulesA) assert.strictEqual(modulesB.get(n), m, `${n} compiled once for both`)
+      // Another memory cap is another compile, shared the same way.
+      const smallA = yield* a.compiled(a.memoryPages / 2)
+      const smallB = yield* b.compiled(b.memoryPages / 2)
+      for (const [n, m] of smallA) {
+        assert.notStrictEqual(m, modulesA.get(n))
+        assert.strictEqual(smallB.get(n), m)
+      }
+      // Both still run.
+      const program = yield* loadWasmProgram(other)
+      const rec = makeRecordingApi(OUR)
+      const fiber = yield* Effect.forkChild(program(rec.api))
+      rec.deliver(requestFrom("a.os@x:y:z.os", "shared", 5n))
+      const [response] = yield* Effect.promise(() => rec.waitFor("sendResponse", 1))
+      assert.strictEqual(text((response![1] as Message.Response).body), "shared")
+      yield* Fiber.interrupt(fiber)
+    }))
 })
 
 describe("wasm host (fresh cache directory)", () => {

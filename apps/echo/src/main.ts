@@ -1,6 +1,9 @@
-/** echo: answers every request with its own body and blob. */
+/**
+ * echo: answers every request with its own body and blob. It prints nothing per
+ * message: at verbosity 3 the node prints every message it routes (`v 3`).
+ */
 import * as wit from "kinode:process/standard@1.0.0"
-import { addressText, awaitMessage, print, respond } from "../../sdk/index.ts"
+import { awaitMessage, print, respond } from "../../sdk/index.ts"
 
 export function init(our: string): void {
   print(`echo: running as ${our}`, 1)
@@ -8,6 +11,5 @@ export function init(our: string): void {
     const m = awaitMessage()
     if (m.kind !== "request") continue
     respond(m.request.body, wit.getBlob()?.bytes)
-    print(`echo: answered ${addressText(m.source)}`, 3)
   }
 }

@@ -41,7 +41,7 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 const loadAliases = (self: Address): Map<string, string> => {
   const aliases = new Map<string, string>()
   const bytes = wit.getState()
-  if (bytes !== undefined) {
+  if (bytes != null) {
     let stored: unknown
     try {
       stored = JSON.parse(text(bytes))
@@ -118,10 +118,18 @@ const capabilityOf = (issuerOf: (process: string) => string, item: unknown): { p
   return undefined
 }
 
+let scriptsStarted = 0
+
+/**
+ * A fresh u64 for a script's process name, as Kinode's terminal draws one. QuickJS has
+ * no `crypto`; `Math.random` is seeded at each start (sdk/random.ts), and the clock and
+ * a count of this instance's scripts are mixed in: the name must be unique among
+ * running processes, not secret.
+ */
 const randomU64 = (): string => {
-  const words = new Uint32Array(2)
-  crypto.getRandomValues(words)
-  return ((BigInt(words[0]!) << 32n) | BigInt(words[1]!)).toString()
+  const high = (Math.floor(Math.random() * 0x100000000) ^ Math.floor(Date.now() / 0x100000000)) >>> 0
+  const low = (Math.floor(Math.random() * 0x100000000) ^ (Date.now() % 0x100000000) ^ (++scriptsStarted * 0x9e3779b1)) >>> 0
+  return ((BigInt(high) << 32n) | BigInt(low)).toString()
 }
 
 const capKey = (c: { issuer: string; params: string }) => `${c.issuer}\u0001${c.params}`
@@ -327,7 +335,7 @@ export const runTerminal = (self: Address): void => {
       print(`terminal: failed to parse a terminal request from ${addressText(source)}`)
       continue
     }
-    const expects = m.request.expectsResponse !== undefined
+    const expects = m.request.expectsResponse != null
     // A script that waits for the answer prints it; else the terminal says what it did.
     const answer = editAlias(aliases, edit["alias"], edit["process"] as string | null, expects)
     if (expects) respond({ json: { EditAlias: answer } })

@@ -29,7 +29,7 @@ export const runScript = (self: Address): void => {
   const from = m.source
   const fromTerminal = from.node === self.node && from.process.processName === "terminal" &&
     from.process.packageName === self.process.packageName && from.process.publisherNode === self.process.publisherNode
-  const name = scriptOf(m.request.metadata)
+  const name = scriptOf(m.request.metadata ?? undefined)
   let out: string
   if (!fromTerminal || name === undefined) {
     out = `${addressText(self)} is a script of the terminal package; it runs only when the terminal starts it (from ${addressText(from)}, script ${name ?? "not named"})`
@@ -44,6 +44,6 @@ export const runScript = (self: Address): void => {
       }
     }
   }
-  if (m.request.expectsResponse !== undefined) respond(out)
+  if (m.request.expectsResponse != null) respond(out)
   else if (out !== "") print(out)
 }

@@ -80,9 +80,9 @@ const blobOf = (path: string | undefined, blobText: string | undefined, bodyByte
 /** `blob (N bytes, mime): text` for the response's blob, when it has one. */
 const responseBlobText = (): string => {
   const blob = wit.getBlob()
-  if (blob === undefined) return ""
+  if (blob == null) return ""
   const bytes = blob.bytes
-  const head = `\nblob (${bytes.length} bytes${blob.mime === undefined ? "" : `, ${blob.mime}`})`
+  const head = `\nblob (${bytes.length} bytes${blob.mime == null ? "" : `, ${blob.mime}`})`
   if (bytes.length > BLOB_TEXT_PRINTED) return head
   try {
     return `${head}: ${new TextDecoder("utf-8", { fatal: true }).decode(bytes)}`

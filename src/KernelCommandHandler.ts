@@ -67,12 +67,20 @@ export const debugText = (kernel: KernelApi, debug: DebugCommand): string => {
   return `process ${on} has cap:\n${kernel.info(on) !== undefined && kernel.hasCapability(on, debug.HasCap.cap)}`
 }
 
+/**
+ * Kinode's `PersistedProcess` as JSON, plus kinode-ts's `status` (running, waiting,
+ * restarting, stopped, paused), which `top` shows; Kinode's own scripts ignore the extra
+ * field. A runtime module is `running` here (its empty `wasm_bytes_handle` says what it
+ * is): the terminal's scripts read any other status as "not running" when they explain
+ * a refusal.
+ */
 const processJson = (p: ProcessInfo) => ({
   wasm_bytes_handle: p.handle,
   wit_version: p.witVersion,
   on_exit: onExitToJson(p.onExit),
   capabilities: p.capabilities.map(capabilityToJson),
-  public: p.public
+  public: p.public,
+  status: p.status === "runtime" ? "running" : p.status
 })
 
 export const KernelCommandHandler = Layer.effectDiscard(

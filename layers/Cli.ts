@@ -9,7 +9,7 @@
  * `--flag=value`, short options, unknown flags refused).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, Effect, Exit, Layer, Runtime, Schema } from "effect"
+import { Cause, Effect, Exit, Fiber, Layer, Runtime, Schema } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as net from "node:net"
@@ -258,6 +258,7 @@ const installFlagged = (list: ReadonlyArray<ToInstall>) =>
     const kernel = yield* Kernel
     const printout = yield* Printout
     for (const { file, pkg, zip } of list) {
+      printout.print(0, "packages", `installing ${packageText(pkg)} from ${file} ...`)
       const r = yield* Effect.result(packages.install(pkg, zip, { watchMs: INIT_WATCH_MS }))
       printout.print(0, "packages", r._tag === "Success"
         ? describeInstalled(kernel.node, r.success)
@@ -302,6 +303,17 @@ const connectChain = (flags: Flags) =>
     )
     const registry = yield* makeRegistry({ url: anvil.url, chainId: anvil.chainId })
     return { registry, anvil }
+  })
+
+/**
+ * Runs `effect`; if it is still running after a second, says `doing ...` (once), so a
+ * slow step of the boot (a chain starting, many stored processes loading) is not
+ * silence, and a quick one prints nothing.
+ */
+export const sayIfSlow = (say: (line: string) => void, doing: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const note = yield* Effect.forkChild(Effect.delay(Effect.sync(() => say(`${doing} ...`)), "1 second"))
+    return yield* Effect.ensuring(effect, Fiber.interrupt(note))
   })
 
 /**
@@ -368,12 +380,12 @@ const runNode = (flags: Flags, phases: Phases, chainExit: Effect.Effect<ChainExi
             "names are not checked or updated until it is back; booting any node restarts the embedded chain from its saved state")
         )))
     }
-    yield* kernel.boot
+    yield* kernel.boot.pipe(sayIfSlow((line) => printout.print(0, "kernel", line), "loading and starting the stored processes"))
     phases.mark("processes")
-    // Safe mode starts nothing: bundled apps are not (re)installed either.
-    const bundled = flags.safeMode ? { installed: [] } : yield* installBundled()
+    // Safe mode starts nothing: bundled apps are not (re)installed either. What is
+    // installed is said as it goes (installBundled), the longest step of a first boot.
+    if (!flags.safeMode) yield* installBundled()
     phases.mark("apps")
-    if (bundled.installed.length > 0) printout.print(1, "kernel", `installed bundled apps: ${bundled.installed.join(", ")}`)
     yield* installFlagged(toInstall)
     const http = yield* HttpServer
     printout.print(0, "kernel", `kinode-ts node ${kernel.node} booted (home ${flags.home}); ${kernel.processes().length} processes`)
@@ -408,7 +420,9 @@ export const main = (argv: ReadonlyArray<string>) => {
       say(`home ${home}: took over the lock of node pid ${opened.tookOverFrom}, which is gone (it did not shut down cleanly)`)
     }
     if (opened.state === "NewProcessMap") say(`home ${home}: started an empty process map beside ${opened.found.join(", ")} (kept)`)
-    const chain = yield* Effect.result(connectChain(flags))
+    const chain = yield* Effect.result(connectChain(flags).pipe(sayIfSlow(say, flags.rpc === undefined
+      ? `chain: starting the embedded chain (anvil) on port ${flags.chainPort}`
+      : `chain: connecting to ${flags.rpc}`)))
     phases.mark("chain")
     const registry = chain._tag === "Success" ? chain.success.registry : chain.failure
     const anvil = chain._tag === "Success" ? chain.success.anvil : undefined

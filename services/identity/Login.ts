@@ -138,10 +138,12 @@ const registerOwn = Effect.fn("Identity.register")(function*(options: LoginOptio
 const firstBoot = Effect.fn("Identity.firstBoot")(function*(options: LoginOptions, file: string) {
   const name = options.name ?? (yield* options.askName)
   const password = yield* options.password(name)
+  const registry = yield* registryOf(options)
+  // A second or more (the password's key derivation, a chain transaction): said first.
+  options.say(`first boot: making ${name}'s networking key and registering it on ${registry.url} ...`)
   const key = yield* generate
   const hash = yield* passwordHash(password, name)
   const secrets = yield* generateSecrets
-  const registry = yield* registryOf(options)
   const { how, registered, reach } = yield* registerOwn(options, name, key)
   options.say(`registered ${name} on ${registry.url} (chain ${registry.chainId}), ${how}, in block ${registered.blockNumber}`)
   const routers = options.routers ?? []

@@ -13,6 +13,10 @@
  * node's layer. A package that fails to install (or whose zip is missing) is reported
  * and skipped; it never stops the boot.
  *
+ * Installing is the longest part of a first boot (each app's Wasm is transpiled and
+ * compiled, seconds each), so it is said as it goes, at verbosity 0: the apps to
+ * install, each as it starts, and the total time.
+ *
  * A package the user installed in a bundled one's place (Kinode's own terminal package
  * over ours, say) is kept: `<home>/bundled.json` records the hash of each bundled zip
  * this node installed, and an installed copy whose hash is neither that nor the
@@ -20,7 +24,7 @@
  * next boot. (Kinode's bootstrap rewrites its built-ins at every boot; there the
  * built-in is the real thing, here it is ours.)
  */
-import { Effect } from "effect"
+import { Clock, Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -28,6 +32,7 @@ import { Home } from "../../src/Home.ts"
 import { Printout } from "../../src/Printout.ts"
 import { makeFileDigests } from "../program-loader/index.ts"
 import { describeInstallError } from "./Describe.ts"
+import type { PackageId } from "./Manifest.ts"
 import { Packages, sha256Hex } from "./Packages.ts"
 
 /** `apps/dist` of this checkout (also right from `dist/` after `npm run build`). */
@@ -90,13 +95,18 @@ export const installBundled = (
     const kept: Array<string> = []
     const recordFile = home._tag === "Some" ? path.join(home.value.path, "bundled.json") : undefined
     const record = readRecord(recordFile)
+    const say = (text: string) => {
+      if (printout._tag === "Some") printout.value.print(0, "packages", text)
+    }
+    // First what needs installing (hashes only, quick), so the progress lines can name it.
+    const toInstall: Array<{ readonly pkg: PackageId; readonly name: string; readonly zipPath: string; readonly hash: string }> = []
     for (const app of options.apps ?? BUNDLED_APPS) {
       const pkg = { package: app, publisher }
       const name = `${pkg.package}:${pkg.publisher}`
       const zipPath = path.join(dir, `${app}.zip`)
       if (!fs.existsSync(zipPath)) {
         failed.push({ package: name, error: `missing ${zipPath}` })
-        if (printout._tag === "Some") printout.value.print(0, "packages", `cannot install bundled ${name}: ${zipPath} is missing (npm run build:apps builds it)`)
+        say(`cannot install bundled ${name}: ${zipPath} is missing (npm run build:apps builds it)`)
         continue
       }
       const digest = digests === undefined
@@ -114,16 +124,27 @@ export const installBundled = (
         }
         continue
       }
-      const zip = digest.bytes ?? new Uint8Array(fs.readFileSync(zipPath))
+      toInstall.push({ pkg, name, zipPath, hash: digest.hash })
+    }
+    if (toInstall.length === 0) return { installed, unchanged, kept, failed } satisfies BundledReport
+    const started = yield* Clock.currentTimeMillis
+    say(`installing bundled apps: ${toInstall.map((a) => a.name).join(", ")} (compiling each app's Wasm takes seconds)`)
+    for (const [i, { pkg, name, zipPath, hash }] of toInstall.entries()) {
+      say(`  installing ${name} (${i + 1}/${toInstall.length}) ...`)
+      const zip = new Uint8Array(fs.readFileSync(zipPath))
       const r = yield* Effect.result(packages.install(pkg, zip))
       if (r._tag === "Success") {
         installed.push(name)
-        record[name] = digest.hash
+        record[name] = hash
         writeRecord(recordFile, record)
       } else {
         failed.push({ package: name, error: `${r.failure._tag}: ${JSON.stringify(r.failure)}` })
-        if (printout._tag === "Some") printout.value.print(0, "packages", `cannot install bundled ${name}: ${describeInstallError(r.failure)}`)
+        say(`cannot install bundled ${name}: ${describeInstallError(r.failure)}`)
       }
+    }
+    if (installed.length > 0) {
+      const seconds = ((yield* Clock.currentTimeMillis) - started) / 1000
+      say(`installed bundled apps: ${installed.join(", ")} (${seconds.toFixed(1)} s)`)
     }
     return { installed, unchanged, kept, failed } satisfies BundledReport
   }).pipe(Effect.withSpan("Packages.installBundled"))

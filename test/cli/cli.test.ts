@@ -60,7 +60,7 @@ describe("node dist/main.js", () => {
       first.child.stdin.write("m our@echo:test:sys 'hello from the terminal' -a 5\n")
       await first.waitFor(/^terminal:sys: hello from the terminal$/m)
       first.child.stdin.write("top\n")
-      await first.waitFor(/echo:test:sys\s+public\s+on-exit Restart\s+caps\s+\d+\s+native:echo/)
+      await first.waitFor(/echo:test:sys\s+running\s+public\s+on-exit Restart\s+caps\s+\d+\s+native:echo/)
       first.child.stdin.write("m not-an-address x\n")
       await first.waitFor(/Invalid address: "not-an-address"/)
       first.child.stdin.end() // Ctrl-D
@@ -107,11 +107,15 @@ describe("node dist/main.js", () => {
     }
   }, 60_000)
 
-  it("--detached runs without a terminal and stops cleanly on SIGTERM", async () => {
+  it("--detached runs without a terminal and stops cleanly on SIGTERM; with two malloc arenas", async () => {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "kinode-ts-cli-"))
     try {
       const node = start(home, ["--detached"])
       await node.waitFor(/booted/)
+      // Started without MALLOC_ARENA_MAX, the node replaced itself (same pid) with it set
+      // (layers/main.ts); one the user set is kept.
+      const environ = fs.readFileSync(`/proc/${node.child.pid}/environ`, "utf8").split("\0")
+      assert.include(environ, `MALLOC_ARENA_MAX=${process.env["MALLOC_ARENA_MAX"] ?? "2"}`)
       node.child.kill("SIGTERM")
       await node.exited
       assert.notMatch(node.output(), /Error/)

@@ -2,7 +2,8 @@
  * Turns component bytes into something cheap to instantiate many times.
  *
  * - jco transpiles the component once per distinct bytes (SHA-256) into core
- *   modules plus JS glue, written under the cache directory so a restart of
+ *   modules plus JS glue (`Transpile.ts`, here or in another process: the
+ *   `transpile` option), written under the cache directory so a restart of
  *   the node does not transpile again.
  * - Every core module is instrumented for preemption once ever (`Metering.ts`):
  *   the result is kept under `meteredDir` by the raw module's SHA-256 and the
@@ -19,10 +20,13 @@
  *   imports)` (instantiation mode `async`), so imports are per process.
  */
 import { Context, Effect, FileSystem, Layer, Path } from "effect"
-import { type ComponentShape, shapeFromWit } from "./ComponentShape.ts"
+import type { ComponentShape } from "./ComponentShape.ts"
 import { capMemory, loadBinaryen, METERING_VERSION, meterCoreModule, pagesOf } from "./Metering.ts"
 import { GuestScheduler, type GuestMeter } from "./Preemption.ts"
+import { stripDebugLog, type Transpiled, transpileComponent } from "./Transpile.ts"
 import { ComponentLoadError } from "./WasmErrors.ts"
+
+export { stripDebugLog, type Transpiled, transpileComponent, TRANSPILE_OPTIONS } from "./Transpile.ts"
 
 /** Host functions by unversioned interface name, as the glue looks them up. */
 export type ImportObject = Record<string, Record<string, unknown>>
@@ -78,53 +82,11 @@ export interface LoadedComponent {
 /** Default linear-memory cap of a process: 256 MiB. */
 export const DEFAULT_MEMORY_CAP = 256 * 1024 * 1024
 
-/** Host functions that may wait (return a Promise): the Wasm stack suspends on them (JSPI). */
-const WAITING_FUNCTIONS = [
-  "receive",
-  "send-and-await-response",
-  "get-state",
-  "set-state",
-  "clear-state",
-  "spawn",
-  "save-capabilities",
-  "drop-capabilities"
-]
-const ASYNC_IMPORTS = [
-  ...["1.0.0", "0.7.0"].flatMap((v) => WAITING_FUNCTIONS.map((f) => `kinode:process/standard@${v}#${f}`)),
-  // WASI sleeps (`subscribe-duration` + `poll`) wait for real instead of spinning.
-  "wasi:io/poll#poll",
-  "wasi:io/poll#[method]pollable.block"
-]
-
-/** jco's options; `apps/build.ts` transpiles with them too, to ship bundled apps' instrumented modules. */
-export const TRANSPILE_OPTIONS: NonNullable<Parameters<typeof import("@bytecodealliance/jco-transpile").transpileBytes>[1]> = {
-  name: "component",
-  instantiation: "async",
-  asyncMode: "jspi",
-  importBindings: "hybrid",
-  asyncImports: ASYNC_IMPORTS,
-  asyncExports: ["init"],
-  emitTypescriptDeclarations: false,
-  base64Cutoff: 0,
-  nodejsCompat: false
-}
-
 /**
  * Bumped whenever transpile options or the post-transform change, so stale
  * cached glue is never loaded.
  */
 export const GLUE_VERSION = "g1"
-
-/** jco's async glue checks `process.env.JCO_DEBUG` on every host call (a getter into the C++ env). */
-const DEBUG_CHECK = "if (!globalThis?.process?.env?.JCO_DEBUG) { return; }"
-
-/**
- * Post-transform of jco 1.35's generated glue: its debug logger reads the
- * environment on every call, which halves host-call throughput. We compile it
- * out (debugging the glue then needs a fresh transpile without this). If a jco
- * update changes the text, the glue still works, only slower.
- */
-export const stripDebugLog = (js: string): string => js.split(DEBUG_CHECK).join("return;")
 
 const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d]
 
@@ -188,6 +150,13 @@ export interface ComponentCacheOptions {
    * thread. A node passes a worker's, so seconds of binaryen do not stall its loop.
    */
   readonly meter?: (bytes: Uint8Array) => Promise<Uint8Array>
+  /**
+   * Transpiles one component (`transpileComponent`'s result); default: jco on this
+   * thread, where it then stays resident (~100 MB) for the process's life. A node
+   * passes another process's, so the transpiler's memory leaves with that process. A
+   * rejection (that process died) is a `TranspileFailed` with the rejection's message.
+   */
+  readonly transpile?: (bytes: Uint8Array) => Promise<Transpiled>
 }
 
 export class ComponentCache extends Context.Service<ComponentCache, {
@@ -228,33 +197,21 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
   const io = (hash: string) => (cause: unknown) =>
     new ComponentLoadError({ hash, reason: "CacheIo", detail: errorText(cause) })
 
+  const transpileWith = options.transpile ?? transpileComponent
+
   /** Transpiles and writes `<root>/<hash>-<GLUE_VERSION>/`; returns its metadata. */
   const transpileToDisk = Effect.fnUntraced(function*(bytes: Uint8Array, hash: string, dir: string) {
-    const [{ transpileBytes }, { componentWit }] = yield* Effect.promise(() =>
-      Promise.all([import("@bytecodealliance/jco-transpile"), import("@bytecodealliance/jco-transpile/wasm-tools")])
-    )
-    const shape = shapeFromWit(
-      yield* Effect.tryPromise({
-        try: () => componentWit(bytes),
-        catch: (cause) => new ComponentLoadError({ hash, reason: "TranspileFailed", detail: errorText(cause) })
-      })
-    )
-    if (!shape.exports.includes("init")) {
-      return yield* new ComponentLoadError({
-        hash,
-        reason: "MissingInit",
-        detail: `exports ${shape.exports.join(", ") || "nothing"}; expected init: func(our: string)`
-      })
-    }
     const out = yield* Effect.tryPromise({
-      try: () => transpileBytes(bytes, TRANSPILE_OPTIONS),
+      try: () => transpileWith(bytes),
       catch: (cause) => new ComponentLoadError({ hash, reason: "TranspileFailed", detail: errorText(cause) })
     })
+    if (out._tag === "Refused") return yield* new ComponentLoadError({ hash, reason: out.reason, detail: out.detail })
+    const { shape } = out
     const tmp = `${dir}.tmp-${crypto.randomUUID()}`
     yield* fs.makeDirectory(tmp, { recursive: true }).pipe(Effect.mapError(io(hash)))
     const modules: Array<string> = []
     let glue = ""
-    for (const [name, content] of Object.entries(out.files)) {
+    for (const { name, content } of out.files) {
       if (name.endsWith(".wasm")) {
         modules.push(name)
         yield* fs.writeFile(path.join(tmp, name), content).pipe(Effect.mapError(io(hash)))

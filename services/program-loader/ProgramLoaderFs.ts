@@ -4,11 +4,13 @@
  * `<home>/vfs/<handle>`, transpiled once per content hash into `<home>/.cache/wasm`.
  * Each Wasm process's only filesystem is its package's `tmp` drive.
  *
- * Core modules are instrumented for preemption in a worker thread (`MeteringWorker.ts`)
- * and kept under `<home>/.cache/wasm/metered`,
- * (the bundled apps' come instrumented in `apps/dist/metered`), or in the directory
- * `KINODE_TS_METERED_CACHE` names (content-addressed, so homes may
- * share one: the tests do, so a 12 MB app is instrumented once, not at every boot).
+ * Components are transpiled by jco in a child process (`TranspileProcess.ts`), so the
+ * transpiler does not stay resident in the node after a first boot. Core modules are
+ * instrumented for preemption in a worker thread (`MeteringWorker.ts`) and kept under
+ * `<home>/.cache/wasm/metered` (the bundled apps' come instrumented in
+ * `apps/dist/metered`), or in the directory `KINODE_TS_METERED_CACHE` names
+ * (content-addressed, so homes may share one: the tests do, so a 12 MB app is
+ * instrumented once, not at every boot).
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Context, Effect, Layer } from "effect"
@@ -24,6 +26,7 @@ import { ComponentLoadError } from "../../src/wasm-host/WasmErrors.ts"
 import { type KnownComponent, loadWasmProgram } from "../../src/wasm-host/WasmProgram.ts"
 import { makeFileDigests } from "./FileDigests.ts"
 import { meterInWorker } from "./MeteringWorker.ts"
+import { startTranspileProcess } from "./TranspileProcess.ts"
 
 const packageDir = (id: string) => {
   const [, pkg, publisher] = id.split(":")
@@ -146,6 +149,7 @@ export const ProgramLoaderFs = Layer.effect(ProgramLoader, make).pipe(
       cacheDir: path.join(home.path, ".cache", "wasm"),
       preemption,
       meter: yield* meterInWorker,
+      transpile: (yield* Effect.acquireRelease(Effect.sync(startTranspileProcess), (p) => Effect.promise(p.stop))).run,
       readOnlyMeteredDirs: [bundledMeteredDir()],
       ...(shared === undefined || shared === "" ? {} : { meteredDir: shared })
     })

@@ -15,9 +15,12 @@
  *   modules are kept by content, not by component: every componentize-qjs app
  *   carries the same 1.3 MB QuickJS runtime module, compiled once per node for
  *   all of them (bench/toolchains/README.md, "Sharing compiled engine code").
- * - The glue is loaded with `import()` from the cache directory. Each process
+ * - The glue is loaded with `import()` from the cache directory, once per
+ *   content: components of one world and toolchain get the same 0.66 MB of glue
+ *   (all componentize-qjs apps do), imported once for all of them. Each process
  *   gets its own instance through the glue's `instantiate(getCoreModule,
- *   imports)` (instantiation mode `async`), so imports are per process.
+ *   imports)` (instantiation mode `async`: the module holds no instance state),
+ *   so imports are per process.
  */
 import { Context, Effect, FileSystem, Layer, Path } from "effect"
 import type { ComponentShape } from "./ComponentShape.ts"
@@ -193,6 +196,8 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
    * every component holding the same module (a failed compile is dropped).
    */
   const compiledByContent = new Map<string, Effect.Effect<WebAssembly.Module, ComponentLoadError>>()
+  /** Imported glue modules by the SHA-256 of their text. */
+  const glueByContent = new Map<string, Promise<GlueModule>>()
 
   const io = (hash: string) => (cause: unknown) =>
     new ComponentLoadError({ hash, reason: "CacheIo", detail: errorText(cause) })
@@ -315,11 +320,17 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
         }
         return yield* entry
       })
-    const url = (yield* path.toFileUrl(path.join(dir, meta.glue)).pipe(Effect.mapError(io(hash)))).href
-    const glue = yield* Effect.tryPromise({
-      try: () => import(url) as Promise<GlueModule>,
-      catch: io(hash)
-    })
+    const gluePath = path.join(dir, meta.glue)
+    const glueKey = yield* sha256(yield* fs.readFile(gluePath).pipe(Effect.mapError(io(hash))))
+    let glueImport = glueByContent.get(glueKey)
+    if (glueImport === undefined) {
+      const url = (yield* path.toFileUrl(gluePath).pipe(Effect.mapError(io(hash)))).href
+      glueImport = import(url) as Promise<GlueModule>
+      glueByContent.set(glueKey, glueImport)
+      // A failed import is not remembered (the next component with this glue tries again).
+      glueImport.catch(() => glueByContent.delete(glueKey))
+    }
+    const glue = yield* Effect.tryPromise({ try: () => glueImport, catch: io(hash) })
     const coreModuleOf = (modules: CoreModules) => (name: string): WebAssembly.Module => {
       const m = modules.get(name)
       if (m === undefined) throw new Error(`component glue asked for unknown core module ${name}`)

@@ -28,7 +28,7 @@
  */
 import { NodeServices } from "@effect/platform-node"
 import { spawn as spawnChild } from "node:child_process"
-import { Effect, Fiber, Layer } from "effect"
+import { Cause, Effect, Fiber, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -138,8 +138,8 @@ const kernelFigures = Effect.gen(function*() {
   rows.push({ suite: SUITE, metric: "RSS per idle WAT process", value: (rss1.rss - rss0.rss) / N / 1024, unit: "KiB" })
   rows.push({ suite: SUITE, metric: "heap per idle WAT process", value: (rss1.heapUsed - rss0.heapUsed) / N / 1024, unit: "KiB" })
 
-  // The TypeScript echo app. It traps under src/wasm-host/FastAbi.ts until its
-  // putAddress fix lands (see test/apps/support/FastAbiFixed.ts); skip, don't fail.
+  // The TypeScript echo app (apps/echo through the SDK; componentize-qjs). If it cannot
+  // answer, its rows are left out with the reason, and the suite goes on.
   const tsRows = yield* Effect.exit(Effect.gen(function*() {
     const out: Array<Row> = []
     const echoZip = new Uint8Array(fs.readFileSync(path.join(repo, "apps", "dist", "echo.zip")))
@@ -147,15 +147,18 @@ const kernelFigures = Effect.gen(function*() {
     yield* packages.install({ package: "echo", publisher: "sys" }, echoZip)
     yield* roundTrips(api, "echo:echo:sys", 1)
     out.push({ suite: SUITE, metric: "install+first answer TS echo (cold)", value: performance.now() - t, unit: "ms" })
-    yield* roundTrips(api, "echo:echo:sys", 500)
-    const ts = yield* roundTrips(api, "echo:echo:sys", 5000)
+    // Warm: V8 compiles QuickJS's hot functions with TurboFan in the background over the
+    // first few thousand messages; then the median of three runs.
+    yield* roundTrips(api, "echo:echo:sys", 5000)
+    const runs = [yield* roundTrips(api, "echo:echo:sys", 5000), yield* roundTrips(api, "echo:echo:sys", 5000), yield* roundTrips(api, "echo:echo:sys", 5000)]
+    const ts = runs.sort((x, y) => x.rate - y.rate)[1]!
     out.push({ suite: SUITE, metric: "driver->TS echo app round trips", value: ts.rate, unit: "rt/s" })
     out.push({ suite: SUITE, metric: "driver->TS echo app p50", value: ts.p50, unit: "us" })
     out.push({ suite: SUITE, metric: "driver->TS echo app p99", value: ts.p99, unit: "us" })
     return out
   }))
   if (tsRows._tag === "Success") rows.push(...tsRows.value)
-  else process.stderr.write("wasm bench: TS echo app gave no answer (FastAbi putAddress bug?); its rows are missing\n")
+  else process.stderr.write(`wasm bench: the TS echo app gave no answer, its rows are missing: ${Cause.pretty(tsRows.cause)}\n`)
   return rows
 })
 

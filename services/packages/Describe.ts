@@ -73,7 +73,7 @@ export const describeInstallError = (e: InstallError | NotInstalled | PackageSou
     VfsFailed: (x) => `writing files failed (vfs ${x.action} ${x.path}: ${x.reply})`,
     ProcessFailed: (x) =>
       x.step === "init"
-        ? `the process ${x.process} did not start: ${x.reason} (its crash is printed above)`
+        ? `the process ${x.process} did not start: ${x.reason} (a crash is printed above)`
         : `the process ${x.process} could not ${x.step === "run" ? "start" : "be created"}: ${x.reason}`,
     NotInstalled: (x) => `${x.package} is not installed`
   })

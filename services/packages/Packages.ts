@@ -137,11 +137,13 @@ const make = Effect.gen(function*() {
         for (const id of ids) {
           const info = kernel.info(id)
           if (info !== undefined && (info.status === "running" || info.status === "waiting")) continue
-          const what = info === undefined
+          const what = info === undefined || info.status === "exited"
             ? "it ended"
             : info.status === "stopped"
             ? `it crashed and was stopped (${info.stoppedBecause ?? "crash loop"})`
-            : "it crashed"
+            : info.status === "restarting"
+            ? "it crashed or returned from init, and is restarting (on-exit Restart)"
+            : `it is ${info.status}`
           return yield* new ProcessFailed({ package: pkg, process: id, step: "init", reason: `${what} within ${ms} ms of starting` })
         }
       }

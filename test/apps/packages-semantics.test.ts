@@ -16,6 +16,7 @@ import { address } from "../../src/Ids.ts"
 import { Kernel, messagingCap } from "../../src/Kernel.ts"
 import { request } from "../../src/Message.ts"
 import { Packages, ZIP_LIMITS } from "../../services/packages/index.ts"
+import { buildReturning } from "../fixtures/wasm/build.ts"
 import { appNode, ask, driver, entry, watPackage } from "./support/AppNode.ts"
 
 const PKG = { package: "hello", publisher: "test.dev" }
@@ -435,5 +436,20 @@ describe("packages: kinode-semantics §7", () => {
       assert.strictEqual(failureOf(yield* Effect.exit(packages.install(fresh, broken)))._tag, "ProcessFailed")
       assert.isUndefined(kernel.info("echo:fresh:test.dev"))
       assert.isFalse(fs.existsSync(path.join(home.path, "vfs", "fresh:test.dev", "pkg")))
+    })))
+
+  it.live("a process whose init returns at once fails the install, and the reason says so (not a crash)", () =>
+    run(Effect.gen(function*() {
+      const packages = yield* Packages
+      const returning = yield* Effect.promise(buildReturning)
+      const zipWith = (onExit: string) =>
+        zipSync({ "manifest.json": utf8.encode(JSON.stringify([entry({ on_exit: onExit })])), "echo.wasm": returning })
+      const watched = { watchMs: 1000 } // as every installer of the node asks (terminal, --install, app-store)
+      const restarting = failureOf(yield* Effect.exit(packages.install(PKG, zipWith("Restart"), watched)))
+      assert.strictEqual(restarting._tag, "ProcessFailed")
+      assert.match(String((restarting as { reason?: string }).reason), /^it crashed or returned from init, and is restarting \(on-exit Restart\) within \d+ ms of starting$/)
+      const ended = failureOf(yield* Effect.exit(packages.install(PKG, zipWith("None"), watched)))
+      assert.match(String((ended as { reason?: string }).reason), /^it ended within \d+ ms of starting$/)
+      assert.isUndefined(yield* packages.installedHash(PKG), "nothing installed")
     })))
 })

@@ -3,6 +3,7 @@
  * answers from a small script, so the Wasm host can be tested before (and
  * independently of) the real kernel. It implements no kernel semantics.
  */
+import { Effect, Fiber } from "effect"
 import { address, type Address, pid, type ProcessId } from "../../src/Ids.ts"
 import type { Capability, LazyLoadBlob, OnExit, Received } from "../../src/Message.ts"
 import * as Message from "../../src/Message.ts"
@@ -135,3 +136,21 @@ export const requestFrom = (source: string, body: string, expects?: bigint): Rec
 })
 
 export { pid }
+
+/**
+ * Starts `program` as `ourText` on a recording api, sends it one request with `body`
+ * and returns the text of its first response; the process is interrupted after.
+ */
+export const firstAnswer = (
+  program: (api: ProcessApi) => Effect.Effect<void, unknown>,
+  ourText: string,
+  body: string
+): Effect.Effect<string> =>
+  Effect.gen(function*() {
+    const rec = makeRecordingApi(ourText)
+    const fiber = yield* Effect.forkChild(program(rec.api))
+    rec.deliver(requestFrom("a.os@x:y:z.os", body, 5n))
+    const [response] = yield* Effect.promise(() => rec.waitFor("sendResponse", 1))
+    yield* Fiber.interrupt(fiber)
+    return new TextDecoder().decode((response![1] as Message.Response).body)
+  })

@@ -18,7 +18,7 @@ import {
   buildTrap,
   buildV07
 } from "../fixtures/wasm/build.ts"
-import { makeRecordingApi, pid, requestFrom } from "./RecordingProcessApi.ts"
+import { firstAnswer, makeRecordingApi, pid, requestFrom } from "./RecordingProcessApi.ts"
 
 const CacheLive = Layer.unwrap(Effect.gen(function*() {
   const files = yield* FileSystem.FileSystem
@@ -210,13 +210,7 @@ world w { import baz; export init: func(our: string); }`
         assert.strictEqual(smallB.get(n), m)
       }
       // Both still run.
-      const program = yield* loadWasmProgram(other)
-      const rec = makeRecordingApi(OUR)
-      const fiber = yield* Effect.forkChild(program(rec.api))
-      rec.deliver(requestFrom("a.os@x:y:z.os", "shared", 5n))
-      const [response] = yield* Effect.promise(() => rec.waitFor("sendResponse", 1))
-      assert.strictEqual(text((response![1] as Message.Response).body), "shared")
-      yield* Fiber.interrupt(fiber)
+      assert.strictEqual(yield* firstAnswer(yield* loadWasmProgram(other), OUR, "shared"), "shared")
     }))
 })
 

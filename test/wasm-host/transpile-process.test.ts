@@ -7,20 +7,18 @@
  */
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, layer } from "@effect/vitest"
-import { Context, Effect, Fiber, FileSystem, Layer } from "effect"
+import { Context, Effect, FileSystem, Layer } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { type JobProcessOptions, startJobProcess } from "../../services/program-loader/JobProcess.ts"
 import { startTranspileProcess } from "../../services/program-loader/TranspileProcess.ts"
-import type * as Message from "../../src/Message.ts"
 import { ComponentCache, type ComponentCacheOptions, type Transpiled } from "../../src/wasm-host/ComponentCache.ts"
 import { ComponentLoadError } from "../../src/wasm-host/WasmErrors.ts"
 import { loadWasmProgram } from "../../src/wasm-host/WasmProgram.ts"
 import { buildEcho, buildNoInit, buildWrongInit } from "../fixtures/wasm/build.ts"
-import { makeRecordingApi, requestFrom } from "./RecordingProcessApi.ts"
+import { firstAnswer } from "./RecordingProcessApi.ts"
 
 const OUR = "our.os@me:pkg:pub.os"
-const text = (b: unknown) => new TextDecoder().decode(b as Uint8Array)
 
 /** A job process, stopped with the scope. */
 const scoped = <I, O>(start: () => { readonly run: (input: I) => Promise<O>; readonly stop: () => Promise<void> }) =>
@@ -61,12 +59,7 @@ describe("transpiling in a child process", () => {
         // No temporary directory left beside the entry (renamed last).
         assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f.includes(".tmp-")), [])
         const program = yield* loadWasmProgram(bytes).pipe(Effect.provideService(ComponentCache, cache))
-        const rec = makeRecordingApi(OUR)
-        const fiber = yield* Effect.forkChild(program(rec.api))
-        rec.deliver(requestFrom("a.os@x:y:z.os", "through the process", 5n))
-        const [response] = yield* Effect.promise(() => rec.waitFor("sendResponse", 1))
-        assert.strictEqual(text((response![1] as Message.Response).body), "through the process")
-        yield* Fiber.interrupt(fiber)
+        assert.strictEqual(yield* firstAnswer(program, OUR, "through the process"), "through the process")
       }))
 
     it.effect("refusals come back typed, as on the node's thread: no init, the wrong init, a broken component", () =>

@@ -126,6 +126,12 @@ interface GlueModule {
   ) => Promise<ComponentInstance>
 }
 
+/** A core module ready to compile, and the key of its content (`prepareCoreModule`). */
+interface Prepared {
+  readonly key: string
+  readonly bytes: Uint8Array
+}
+
 interface CacheMeta {
   readonly glue: string
   readonly modules: ReadonlyArray<string>
@@ -192,7 +198,7 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
   /** Loads in flight or done, by hash; the error type is the caller's (a failed load is dropped). */
   const loaded = new Map<string, Effect.Effect<LoadedComponent, unknown>>()
   /**
-   * Compiled core modules by `<SHA-256 of the prepared bytes>/<memory cap>`, shared by
+   * Compiled core modules by `<prepared content key>/<memory cap>`, shared by
    * every component holding the same module (a failed compile is dropped).
    */
   const compiledByContent = new Map<string, Effect.Effect<WebAssembly.Module, ComponentLoadError>>()
@@ -238,16 +244,19 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
   /**
    * Every core module passes through here before it is compiled: with preemption on,
    * it is instrumented (`Metering.ts`), once ever per content and instrumentation
-   * version; a module that cannot be instrumented is refused (fail closed).
+   * version; a module that cannot be instrumented is refused (fail closed). `key` names
+   * the prepared bytes' content (the raw module's SHA-256, and the instrumentation
+   * version when instrumented), so compiles are shared without hashing them again.
    */
   const prepareCoreModule = Effect.fnUntraced(function*(raw: Uint8Array, hash: string, name: string) {
-    if (!preemption) return raw
-    const key = `${yield* sha256(raw)}-${METERING_VERSION}.wasm`
-    const file = path.join(meteredDir, key)
+    const rawHash = yield* sha256(raw)
+    if (!preemption) return { key: rawHash, bytes: raw }
+    const key = `${rawHash}-${METERING_VERSION}`
+    const file = path.join(meteredDir, `${key}.wasm`)
     for (const dir of [meteredDir, ...(options.readOnlyMeteredDirs ?? [])]) {
-      const known = path.join(dir, key)
+      const known = path.join(dir, `${key}.wasm`)
       if (yield* fs.exists(known).pipe(Effect.orElseSucceed(() => false))) {
-        return yield* fs.readFile(known).pipe(Effect.mapError(io(hash)))
+        return { key, bytes: yield* fs.readFile(known).pipe(Effect.mapError(io(hash))) }
       }
     }
     const refused = (cause: unknown) =>
@@ -264,7 +273,7 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
     yield* fs.writeFile(tmp, binary).pipe(Effect.mapError(io(hash)))
     // Rename last: a reader (another node on the same directory) never sees half a file.
     yield* fs.rename(tmp, file).pipe(Effect.catch(() => fs.remove(tmp).pipe(Effect.ignore)))
-    return binary
+    return { key, bytes: binary }
   })
 
   const loadUncached = Effect.fnUntraced(function*<E>(bytes: Effect.Effect<Uint8Array, E>, hash: string) {
@@ -284,8 +293,9 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
     const preparedBytes = (name: string) =>
       Effect.flatMap(fs.readFile(path.join(dir, name)).pipe(Effect.mapError(io(hash))), (core) => prepareCoreModule(core, hash, name))
     /** One module compiled with `pages` as its memory cap, or the same content's compiled by any component. */
-    const compileShared = Effect.fnUntraced(function*(name: string, bytes: Uint8Array, pages: number) {
-      const key = `${yield* sha256(bytes)}/${pages}`
+    const compileShared = Effect.fnUntraced(function*(name: string, prepared: Prepared, pages: number) {
+      const { bytes } = prepared
+      const key = `${prepared.key}/${pages}`
       let entry = compiledByContent.get(key)
       if (entry === undefined) {
         entry = yield* Effect.cached(Effect.tryPromise({
@@ -298,14 +308,14 @@ const make = Effect.fnUntraced(function*(options: ComponentCacheOptions) {
       if (result._tag === "Failure") compiledByContent.delete(key)
       return yield* result
     })
-    const compileAll = (pages: number, ready?: ReadonlyMap<string, Uint8Array>) =>
+    const compileAll = (pages: number, ready?: ReadonlyMap<string, Prepared>) =>
       Effect.forEach(meta.modules, (name) =>
-        Effect.flatMap(ready?.has(name) === true ? Effect.succeed(ready.get(name)!) : preparedBytes(name), (bytes) =>
-          compileShared(name, bytes, pages)).pipe(Effect.map((m) => [name, m] as const))).pipe(
+        Effect.flatMap(ready?.has(name) === true ? Effect.succeed(ready.get(name)!) : preparedBytes(name), (prepared) =>
+          compileShared(name, prepared, pages)).pipe(Effect.map((m) => [name, m] as const))).pipe(
           Effect.map((pairs): CoreModules => new Map(pairs))
         )
     // Prepared first, one module at a time, so a refusal names the module before anything compiles.
-    const prepared = new Map<string, Uint8Array>()
+    const prepared = new Map<string, Prepared>()
     for (const name of meta.modules) prepared.set(name, yield* preparedBytes(name))
     const compiled = yield* compileAll(defaultPages, prepared)
     prepared.clear()

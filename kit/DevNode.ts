@@ -90,8 +90,7 @@ export const bootDevNode = (options: DevNodeOptions): DevNode => {
     ...(options.detached ? ["--detached"] : []),
     ...(options.nodeArgs ?? [])
   ]
-  // MALLOC_ARENA_MAX as layers/main.ts sets it for a node it re-runs (~25 MB of RSS).
-  const env = { MALLOC_ARENA_MAX: "2", ...process.env, ...(identity === undefined ? {} : { KINODE_PASSWORD: identity.password }) }
+  const env = { ...process.env, ...(identity === undefined ? {} : { KINODE_PASSWORD: identity.password }) }
   const child = spawn(process.execPath, args, { stdio: options.detached ? ["ignore", "pipe", "pipe"] : "inherit", env })
   let out = ""
   child.stdout?.on("data", (d: Buffer) => (out += d.toString()))

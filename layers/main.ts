@@ -49,6 +49,9 @@ const unlockEarly = (argv: ReadonlyArray<string>): void => {
 
 const hasJspi = typeof (WebAssembly as unknown as { Suspending?: unknown }).Suspending === "function"
 
+/** glibc malloc arenas for the node (`withFewerArenas`). */
+const ARENAS = { MALLOC_ARENA_MAX: "2" }
+
 /**
  * glibc gives each thread that allocates an arena of its own (up to 8 per core) and
  * keeps what is freed there; V8 compiles Wasm on helper threads, so a node with its
@@ -61,7 +64,7 @@ const withFewerArenas = (): void => {
   const execve = (process as { execve?: (file: string, args: ReadonlyArray<string>, env: NodeJS.ProcessEnv) => never }).execve
   if (process.platform !== "linux" || process.env["MALLOC_ARENA_MAX"] !== undefined || execve === undefined) return
   try {
-    execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], { ...process.env, MALLOC_ARENA_MAX: "2" })
+    execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], { ...process.env, ...ARENAS })
   } catch {
     // Not replaced (a libc without execve, a sandbox refusing it): run as we are.
   }
@@ -85,9 +88,8 @@ if (hasJspi) {
   }
   const child = spawn(bundled, [process.argv[1]!, ...process.argv.slice(2)], {
     stdio: "inherit",
-    // One glibc malloc arena per core at most, not eight: V8 compiles Wasm on helper
-    // threads, and each thread's arena keeps what it freed (~25 MB of a node's RSS).
-    env: { MALLOC_ARENA_MAX: "2", ...process.env, KINODE_TS_REEXEC: "1" }
+    // Set here too (unless the user set it), so that Node 24 does not replace itself again.
+    env: { ...ARENAS, ...process.env, KINODE_TS_REEXEC: "1" }
   })
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => child.kill(sig))
   child.on("exit", (code, signal) => process.exit(code ?? (signal === null ? 1 : 128)))

@@ -38,7 +38,7 @@ import { address } from "../../src/Ids.ts"
 import * as Json from "../../src/Json.ts"
 import { Kernel, messagingCap } from "../../src/Kernel.ts"
 import { request } from "../../src/Message.ts"
-import { HTTP_SERVER, HttpServer } from "../../services/http-server/index.ts"
+import { HTTP_SERVER, HttpServer, SERVER_OPTIONS } from "../../services/http-server/index.ts"
 import { HELLO_BODY, HELLO_CONTENT_TYPE, startHttpHello } from "../../test/fixtures/wasm/http-hello.ts"
 import { type Load, type LoadResult, startLoad } from "../HttpLoad.ts"
 import { percentile, type Row } from "../Row.ts"
@@ -53,18 +53,10 @@ const SLICES = 6
 const RAMP_MS = 200
 const BODY = Buffer.from(HELLO_BODY)
 
-/** The baseline: Node's own server with http-server's options (services/http-server/HttpServer.ts), same answer. */
+/** The baseline: Node's own server with http-server's options, same answer. */
 const bareServer = () =>
   new Promise<http.Server>((resolve) => {
-    const options: http.ServerOptions = {
-      maxHeaderSize: 16 * 1024,
-      headersTimeout: 20_000,
-      requestTimeout: 120_000,
-      keepAliveTimeout: 5_000,
-      connectionsCheckingInterval: 2_000,
-      noDelay: true
-    }
-    const server = http.createServer(options, (_req, res) => {
+    const server = http.createServer(SERVER_OPTIONS, (_req, res) => {
       res.writeHead(200, { "content-type": HELLO_CONTENT_TYPE, "content-length": BODY.length })
       res.end(BODY)
     })

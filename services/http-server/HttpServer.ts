@@ -26,6 +26,20 @@ import { makeWebSockets } from "./WebSockets.ts"
 
 export const HTTP_SERVER = "http-server:distro:sys"
 
+/**
+ * Node's server options http-server runs with: 16 KiB of headers (431 past it), slow
+ * headers or bodies cut (408), idle keep-alive closed after 5 s, no Nagle delay. The
+ * http bench's bare baseline runs with the same ones.
+ */
+export const SERVER_OPTIONS: http.ServerOptions = {
+  maxHeaderSize: 16 * 1024,
+  headersTimeout: 20_000,
+  requestTimeout: 120_000,
+  keepAliveTimeout: 5_000,
+  connectionsCheckingInterval: 2_000,
+  noDelay: true
+}
+
 export class HttpListenFailed extends Schema.TaggedError<HttpListenFailed>()("HttpListenFailed", {
   bind: Schema.String,
   port: Schema.Number,
@@ -109,14 +123,7 @@ const make = (options: HttpServerOptions) =>
           }
         }))))
 
-    const server = http.createServer({
-      maxHeaderSize: 16 * 1024,
-      headersTimeout: 20_000,
-      requestTimeout: 120_000,
-      keepAliveTimeout: 5_000,
-      connectionsCheckingInterval: 2_000,
-      noDelay: true
-    }, makeRequestHandler(gateway))
+    const server = http.createServer(SERVER_OPTIONS, makeRequestHandler(gateway))
     server.maxConnections = 4096
     server.on("upgrade", sockets.upgrade)
     // Registered before listening, so a failed listen still closes cleanly.
